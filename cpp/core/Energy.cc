@@ -1,0 +1,69 @@
+#include "Energy.h"
+
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+namespace vaepipe {
+
+double pairEnergy(PairSumsFn kernel, const double* x, const double* y, const double* z, std::int64_t n,
+                  double boxLength, double cutoff2) {
+    double pair = 0.0;
+    for (std::int64_t i = 0; i + 1 < n; ++i) {
+        KernelArgs a{};
+        a.x = x + i + 1;
+        a.y = y + i + 1;
+        a.z = z + i + 1;
+        a.count = n - i - 1;
+        a.oldPos[0] = a.newPos[0] = x[i];
+        a.oldPos[1] = a.newPos[1] = y[i];
+        a.oldPos[2] = a.newPos[2] = z[i];
+        a.boxLength = boxLength;
+        a.cutoff2 = cutoff2;
+        pair += kernel(a).oldSum;
+    }
+    return pair;
+}
+
+double gravityEnergy(const double* height, std::int64_t n, double gamma) {
+    if (gamma == 0.0) return 0.0;
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) sum += height[i];
+    return 4.0 * gamma * sum;
+}
+
+void totalEnergies(const SystemParams& params, const double* positions, std::int64_t count, double* out) {
+    params.validate();
+    const std::int64_t n = params.nParticles;
+    const int dim = params.dim;
+    const double L = params.boxLength;
+    const double cutoff2 = params.hasCutoff() ? params.cutoff * params.cutoff : std::numeric_limits<double>::infinity();
+    const PairSumsFn kernel =
+        activeKernels().pairSums[dim == 3 ? 1 : 0][params.boundary == Boundary::Periodic ? 1 : 0];
+    const double tail = params.tailEnergy();
+    // NaN padding beyond n keeps the kernel's tail lanes out of the sums (see Kernel.h).
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> x(paddedSize(n) + kLanes, nan), y(x.size(), nan), z(x.size(), dim == 3 ? nan : 0.0);
+    double* coord[3] = {x.data(), y.data(), z.data()};
+    for (std::int64_t s = 0; s < count; ++s) {
+        const double* p = positions + s * n * dim;
+        for (std::int64_t i = 0; i < n; ++i) {
+            for (int k = 0; k < dim; ++k) {
+                double v = p[i * dim + k];
+                if (!(v >= 0.0 && v <= L)) {
+                    std::ostringstream msg;
+                    msg << "positions[" << s << ", " << i << ", " << k << "] = " << v << " is outside the box [0, "
+                        << L << "]";
+                    throw std::invalid_argument(msg.str());
+                }
+                if (params.boundary == Boundary::Periodic && v >= L) v -= L;
+                coord[k][i] = v;
+            }
+        }
+        out[s] = pairEnergy(kernel, x.data(), y.data(), z.data(), n, L, cutoff2) +
+                 gravityEnergy(coord[dim - 1], n, params.gamma) + tail;
+    }
+}
+
+}  // namespace vaepipe

@@ -1,0 +1,65 @@
+// The hot loop: LJ pair-energy sums of one particle, at its old and its trial position, against a block of
+// other particles stored as structure of arrays.
+//
+// It is compiled once per instruction set (kernel_sse2.cc, kernel_avx2.cc, kernel_avx512.cc, each with its own
+// -m flags) and chosen at run time from the CPU's features, so one portable build runs at AVX2 or AVX-512 speed
+// where the CPU has it. Every variant accumulates in the same 8 fixed lanes and reduces them in the same order,
+// and the build forbids FMA contraction, so all variants give bit-identical sums: a seed gives the same
+// trajectory on every x86-64 machine.
+#pragma once
+
+#include <cstdint>
+
+namespace vaepipe {
+
+// Accumulator lanes; also the padding multiple of coordinate arrays. 8 doubles = one AVX-512 register.
+constexpr std::int64_t kLanes = 8;
+
+inline std::int64_t paddedSize(std::int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// The kernel has no index masks (they stop GCC vectorising it). An entry is left out of the sums by giving it a
+// NaN coordinate: its r2 is NaN, fails the cutoff test and adds exactly zero. So the moving particle's own entry
+// is set to NaN for the call, and every array is NaN-padded from `count` to paddedSize(count).
+struct KernelArgs {
+    // Coordinates of the other particles, readable up to paddedSize(count); z is unused in 2D.
+    const double* x;
+    const double* y;
+    const double* z;
+    std::int64_t count;
+    double oldPos[3];
+    double newPos[3];
+    double boxLength;  // used for the minimum image when periodic
+    double cutoff2;    // squared cutoff; +inf when none
+};
+
+struct PairSums {
+    double oldSum;  // sum_j u(|r_old - r_j|) over the entries that are not NaN
+    double newSum;  // sum_j u(|r_new - r_j|)
+};
+
+using PairSumsFn = PairSums (*)(const KernelArgs&);
+
+// Variant index: [dim == 3][periodic].
+struct KernelTable {
+    PairSumsFn pairSums[2][2];
+    const char* name;
+};
+
+namespace sse2 {
+KernelTable table();
+}
+namespace avx2 {
+KernelTable table();
+}
+namespace avx512 {
+KernelTable table();
+}
+
+// The best table this CPU supports, unless the environment variable VAEPIPE_SIMD (sse2, avx2, avx512) asks for
+// a lower one (for tests and benchmarks). Asking for more than the CPU has is an error.
+const KernelTable& activeKernels();
+
+// Reselects from the current environment; used by tests that change VAEPIPE_SIMD.
+const KernelTable& selectKernels();
+
+}  // namespace vaepipe

@@ -1,0 +1,183 @@
+#include "NeighborList.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace vaepipe {
+
+namespace {
+
+inline double minimumImage(double d, double boxLength, bool periodic) {
+    if (periodic) {
+        if (d > 0.5 * boxLength) d -= boxLength;
+        if (d < -0.5 * boxLength) d += boxLength;
+    }
+    return d;
+}
+
+}  // namespace
+
+double NeighborList::displacement2(std::int64_t i, const double* pos, int dim, double boxLength,
+                                   bool periodic) const {
+    double d2 = 0.0;
+    for (int k = 0; k < dim; ++k) {
+        const double d = minimumImage(pos[k] - m_ref[i * dim + k], boxLength, periodic);
+        d2 += d * d;
+    }
+    return d2;
+}
+
+namespace {
+
+// Appends to out[count...] the ids of entries [begin, end) of the cell-sorted coordinates closer than
+// sqrt(range2) to p, except `self`; returns the new count. `out` must have room for end - begin more entries.
+// Distances go to a scratch buffer first so that loop vectorises; the compaction is branch-free.
+std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, std::int64_t begin,
+                         std::int64_t end, const double* p, int dim, double boxLength, bool periodic, double range2,
+                         std::int32_t self, double* __restrict dist, std::int32_t* __restrict out,
+                         std::int64_t count) {
+    const std::int64_t len = end - begin;
+    const double half = 0.5 * boxLength;
+    const double* __restrict cx = sorted[0] + begin;
+    const double* __restrict cy = sorted[1] + begin;
+    const double* __restrict cz = sorted[2] + begin;
+    const double px = p[0], py = p[1], pz = p[2];
+#pragma omp simd
+    for (std::int64_t m = 0; m < len; ++m) {
+        double dx = px - cx[m];
+        double dy = py - cy[m];
+        double dz = dim == 3 ? pz - cz[m] : 0.0;
+        if (periodic) {
+            dx = dx > half ? dx - boxLength : dx;
+            dx = dx < -half ? dx + boxLength : dx;
+            dy = dy > half ? dy - boxLength : dy;
+            dy = dy < -half ? dy + boxLength : dy;
+            dz = dz > half ? dz - boxLength : dz;
+            dz = dz < -half ? dz + boxLength : dz;
+        }
+        dist[m] = dx * dx + dy * dy + dz * dz;
+    }
+    for (std::int64_t m = 0; m < len; ++m) {
+        const std::int32_t j = ids[begin + m];
+        out[count] = j;
+        count += (dist[m] < range2) & (j != self);
+    }
+    return count;
+}
+
+}  // namespace
+
+void NeighborList::build(const double* x, const double* y, const double* z, std::int64_t n, int dim,
+                         double boxLength, bool periodic, double range) {
+    if (n > INT32_MAX) throw std::invalid_argument("too many particles for the neighbour list");
+    const double* coord[3] = {x, y, z};
+    const double range2 = range * range;
+    m_start.assign(n + 1, 0);
+    m_indices.clear();
+    m_ref.resize(n * dim);
+    for (std::int64_t i = 0; i < n; ++i) {
+        for (int k = 0; k < dim; ++k) m_ref[i * dim + k] = coord[k][i];
+    }
+
+    // Sort particles by cell (counting sort, stable, so the list order is reproducible). Cells of side >= range
+    // / reach, scanning `reach` cells each way: reach 2 visits (5/3)^3 fewer candidates than reach 1 where the box
+    // is large enough. The neighbour cells must be distinct (nc >= 2 reach + 1); otherwise everything is one
+    // cell and the scan is over all pairs.
+    int reach = 0;
+    std::int64_t nc = 1;
+    for (int r : {2, 1}) {
+        const auto perSide = static_cast<std::int64_t>(std::floor(r * boxLength / range));
+        if (perSide >= 2 * r + 1) {
+            reach = r;
+            nc = perSide;
+            break;
+        }
+    }
+    const std::int64_t numCells = dim == 3 ? nc * nc * nc : nc * nc;
+    std::vector<std::int64_t> cellOf(n);
+    std::vector<std::int64_t> cellStart(numCells + 1, 0);
+    auto cellIndex = [&](double v) {
+        return std::clamp<std::int64_t>(static_cast<std::int64_t>(v * nc / boxLength), 0, nc - 1);
+    };
+    for (std::int64_t i = 0; i < n; ++i) {
+        std::int64_t c = 0;
+        for (int k = dim - 1; k >= 0; --k) c = c * nc + cellIndex(coord[k][i]);
+        cellOf[i] = c;
+        ++cellStart[c + 1];
+    }
+    for (std::int64_t c = 0; c < numCells; ++c) cellStart[c + 1] += cellStart[c];
+    std::vector<std::int32_t> ids(n);
+    // zs stays zero in 2D so the distance loop needs no dimension branch on memory.
+    std::vector<double> xs(n), ys(n), zs(n, 0.0);
+    {
+        std::vector<std::int64_t> fill(cellStart.begin(), cellStart.end() - 1);
+        for (std::int64_t i = 0; i < n; ++i) {
+            const std::int64_t slot = fill[cellOf[i]]++;
+            ids[slot] = static_cast<std::int32_t>(i);
+            xs[slot] = x[i];
+            ys[slot] = y[i];
+            if (dim == 3) zs[slot] = z[i];
+        }
+    }
+    const double* sorted[3] = {xs.data(), ys.data(), zs.data()};
+    std::vector<double> dist(n);
+    // Room for every candidate of one particle beyond what is stored; grown when a particle needs more.
+    if (m_indices.size() < static_cast<std::size_t>(n)) m_indices.resize(n);
+    std::int64_t stored = 0;
+
+    const int zReach = dim == 3 ? reach : 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const double p[3] = {x[i], y[i], dim == 3 ? z[i] : 0.0};
+        std::int64_t ci[3] = {0, 0, 0};
+        std::int64_t c = cellOf[i];
+        for (int k = 0; k < dim; ++k) {
+            ci[k] = c % nc;
+            c /= nc;
+        }
+        if (static_cast<std::int64_t>(m_indices.size()) < stored + n) m_indices.resize(2 * (stored + n));
+        for (int dz = -zReach; dz <= zReach; ++dz) {
+            for (int dy = -reach; dy <= reach; ++dy) {
+                std::int64_t cy = ci[1] + dy;
+                std::int64_t cz = ci[2] + dz;
+                if (cy < 0 || cy >= nc || cz < 0 || cz >= nc) {
+                    if (!periodic) continue;
+                    cy = (cy + nc) % nc;
+                    cz = (cz + nc) % nc;
+                }
+                // The x-neighbours of a cell are consecutive cells, hence one contiguous run of the sorted
+                // arrays, split in two where the periodic box wraps.
+                const std::int64_t row = (dim == 3 ? cz * nc + cy : cy) * nc;
+                std::int64_t lo = ci[0] - reach;
+                std::int64_t hi = ci[0] + reach;
+                std::int64_t runs[2][2] = {{std::max<std::int64_t>(lo, 0), std::min<std::int64_t>(hi, nc - 1)},
+                                           {0, -1}};
+                int numRuns = 1;
+                if (periodic && lo < 0) {
+                    runs[0][0] = 0;
+                    runs[1][0] = lo + nc;
+                    runs[1][1] = nc - 1;
+                    numRuns = 2;
+                } else if (periodic && hi >= nc) {
+                    runs[0][1] = nc - 1;
+                    runs[1][0] = 0;
+                    runs[1][1] = hi - nc;
+                    numRuns = 2;
+                }
+                for (int r = 0; r < numRuns; ++r) {
+                    stored = appendClose(sorted, ids.data(), cellStart[row + runs[r][0]],
+                                         cellStart[row + runs[r][1] + 1], p, dim, boxLength, periodic, range2,
+                                         static_cast<std::int32_t>(i), dist.data(), m_indices.data(), stored);
+                }
+            }
+        }
+        m_start[i + 1] = stored;
+    }
+    m_indices.resize(stored);
+    m_maxCount = 0;
+    for (std::int64_t i = 0; i < n; ++i) m_maxCount = std::max(m_maxCount, m_start[i + 1] - m_start[i]);
+    m_dirty = false;
+    ++m_rebuilds;
+}
+
+}  // namespace vaepipe

@@ -1,0 +1,393 @@
+#include "Sampler.h"
+
+#include "Energy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+namespace vaepipe {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Random insertion gives up on a particle after this many tries and falls back to the lattice.
+constexpr int kInsertionAttempts = 1000;
+
+}  // namespace
+
+Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double stepSize,
+                 NeighborMode neighborMode, double neighborSkin, bool place)
+    : m_params(params),
+      m_rng(rngState),
+      m_stepSize(0.0),
+      m_n(params.nParticles),
+      m_dim(params.dim),
+      m_skin(neighborSkin) {
+    m_params.validate();
+    setStepSize(stepSize);
+    if (!(neighborSkin > 0.0) || !std::isfinite(neighborSkin)) {
+        std::ostringstream msg;
+        msg << "neighbor_skin must be a positive finite length (sigma), got " << neighborSkin;
+        throw std::invalid_argument(msg.str());
+    }
+    m_cutoff2 = m_params.hasCutoff() ? m_params.cutoff * m_params.cutoff
+                                     : std::numeric_limits<double>::infinity();
+    m_tail = m_params.tailEnergy();
+    // Captured once: the table is chosen at construction, under the GIL, never from worker threads.
+    const KernelTable& table = activeKernels();
+    m_kernel = table.pairSums[m_dim == 3 ? 1 : 0][m_params.boundary == Boundary::Periodic ? 1 : 0];
+    m_kernelName = table.name;
+
+    // NaN padding keeps the kernel's tail lanes out of the sums (see Kernel.h), with one extra block because
+    // pairEnergy reads from offset pointers x + i + 1. In 2D the unused z of real particles is 0.
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const std::int64_t padded = paddedSize(m_n) + kLanes;
+    m_x.assign(padded, nan);
+    m_y.assign(padded, nan);
+    m_z.assign(padded, nan);
+    if (m_dim == 2) std::fill(m_z.begin(), m_z.begin() + m_n, 0.0);
+
+    if (neighborMode == NeighborMode::On && !m_params.hasCutoff()) {
+        throw std::invalid_argument("neighbor_list='on' needs a cutoff; without one every pair interacts");
+    }
+    if (neighborMode == NeighborMode::Auto && m_params.hasCutoff()) {
+        // A list pays off when it holds clearly fewer particles than all pairs would visit.
+        const double range = m_params.cutoff + m_skin;
+        const double rho = m_n / m_params.volume();
+        const double expected =
+            m_dim == 3 ? rho * 4.0 / 3.0 * kPi * range * range * range : rho * kPi * range * range;
+        m_useList = expected < 0.5 * static_cast<double>(m_n);
+    } else {
+        m_useList = neighborMode == NeighborMode::On;
+    }
+    if (place) randomize();
+}
+
+void Sampler::setStepSize(double stepSize) {
+    if (!(stepSize > 0.0) || stepSize > 0.5 * m_params.boxLength) {
+        std::ostringstream msg;
+        msg << "step_size must be in (0, box_length/2 = " << 0.5 * m_params.boxLength << "] sigma, got "
+            << stepSize;
+        throw std::invalid_argument(msg.str());
+    }
+    m_stepSize = stepSize;
+}
+
+bool Sampler::placeRandomly() {
+    const double L = m_params.boxLength;
+    const bool periodic = m_params.boundary == Boundary::Periodic;
+    const double min2 = kMinSeparation * kMinSeparation;
+    // A grid of cells no smaller than the separation: a candidate only meets particles in adjacent cells.
+    const auto nc = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(L / kMinSeparation)));
+    const std::int64_t numCells = m_dim == 3 ? nc * nc * nc : nc * nc;
+    std::vector<std::vector<std::int64_t>> cells(numCells);
+    auto cellCoord = [&](double v) { return std::clamp<std::int64_t>(static_cast<std::int64_t>(v * nc / L), 0, nc - 1); };
+    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        bool placed = false;
+        for (int attempt = 0; attempt < kInsertionAttempts && !placed; ++attempt) {
+            double p[3] = {0.0, 0.0, 0.0};
+            for (int k = 0; k < m_dim; ++k) p[k] = m_rng.uniform() * L;
+            std::int64_t c[3] = {0, 0, 0};
+            for (int k = 0; k < m_dim; ++k) c[k] = cellCoord(p[k]);
+            bool clash = false;
+            const int zr = m_dim == 3 ? 1 : 0;
+            for (int dz = -zr; dz <= zr && !clash; ++dz) {
+                for (int dy = -1; dy <= 1 && !clash; ++dy) {
+                    for (int dx = -1; dx <= 1 && !clash; ++dx) {
+                        std::int64_t cc[3] = {c[0] + dx, c[1] + dy, c[2] + dz};
+                        bool inside = true;
+                        for (int k = 0; k < m_dim; ++k) {
+                            if (cc[k] < 0 || cc[k] >= nc) {
+                                if (!periodic) inside = false;
+                                cc[k] = (cc[k] + nc) % nc;
+                            }
+                        }
+                        // With fewer than 3 cells per side, neighbour offsets alias; scan the lot then.
+                        if (!inside && nc >= 3) continue;
+                        std::int64_t cell = 0;
+                        for (int k = m_dim - 1; k >= 0; --k) cell = cell * nc + cc[k];
+                        for (std::int64_t j : cells[cell]) {
+                            double d2 = 0.0;
+                            for (int k = 0; k < m_dim; ++k) {
+                                double d = p[k] - coord[k][j];
+                                if (periodic) d -= L * std::nearbyint(d / L);
+                                d2 += d * d;
+                            }
+                            if (d2 < min2) {
+                                clash = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if (nc < 3) {
+                // Re-check against everyone: cheap at the sizes where nc < 3 happens.
+                clash = false;
+                for (std::int64_t j = 0; j < i && !clash; ++j) {
+                    double d2 = 0.0;
+                    for (int k = 0; k < m_dim; ++k) {
+                        double d = p[k] - coord[k][j];
+                        if (periodic) d -= L * std::nearbyint(d / L);
+                        d2 += d * d;
+                    }
+                    clash = d2 < min2;
+                }
+            }
+            if (!clash) {
+                for (int k = 0; k < m_dim; ++k) coord[k][i] = p[k];
+                std::int64_t cell = 0;
+                for (int k = m_dim - 1; k >= 0; --k) cell = cell * nc + c[k];
+                cells[cell].push_back(i);
+                placed = true;
+            }
+        }
+        if (!placed) return false;
+    }
+    return true;
+}
+
+void Sampler::placeOnLattice() {
+    const double L = m_params.boxLength;
+    auto perSide = static_cast<std::int64_t>(std::ceil(std::pow(static_cast<double>(m_n), 1.0 / m_dim) - 1e-9));
+    std::int64_t sites = 1;
+    for (int k = 0; k < m_dim; ++k) sites *= perSide;
+    if (sites < m_n) ++perSide;
+    const double spacing = L / static_cast<double>(perSide);
+    if (spacing < kMinLatticeSpacing) {
+        const auto fit = static_cast<std::int64_t>(std::floor(L / kMinLatticeSpacing));
+        std::int64_t maxN = 1;
+        for (int k = 0; k < m_dim; ++k) maxN *= fit;
+        std::ostringstream msg;
+        msg << "n_particles=" << m_n << " cannot be placed in a box of side box_length=" << L
+            << " without overlaps: random insertion jammed, and a simple lattice would put neighbours "
+            << spacing << " sigma apart (< " << kMinLatticeSpacing << "). At most " << maxN
+            << " particles fit; use fewer particles or a larger box";
+        throw std::invalid_argument(msg.str());
+    }
+    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    // The height (last coordinate) varies slowest, so a partly filled lattice fills from the floor up.
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        std::int64_t rest = i;
+        for (int k = 0; k < m_dim; ++k) {
+            coord[k][i] = (static_cast<double>(rest % perSide) + 0.5) * spacing;
+            rest /= perSide;
+        }
+    }
+}
+
+void Sampler::randomize() {
+    if (!placeRandomly()) placeOnLattice();
+    afterPositionsChanged();
+}
+
+void Sampler::setPositions(const std::vector<double>& rowMajor) {
+    if (static_cast<std::int64_t>(rowMajor.size()) != m_n * m_dim) {
+        std::ostringstream msg;
+        msg << "positions must have n_particles * dim = " << m_n * m_dim << " values, got " << rowMajor.size();
+        throw std::invalid_argument(msg.str());
+    }
+    const double L = m_params.boxLength;
+    for (std::size_t v = 0; v < rowMajor.size(); ++v) {
+        if (!(rowMajor[v] >= 0.0 && rowMajor[v] <= L)) {
+            std::ostringstream msg;
+            msg << "positions[" << v / m_dim << ", " << v % m_dim << "] = " << rowMajor[v]
+                << " is outside the box [0, " << L << "]";
+            throw std::invalid_argument(msg.str());
+        }
+    }
+    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        for (int k = 0; k < m_dim; ++k) {
+            double v = rowMajor[i * m_dim + k];
+            // The periodic box is half-open; L is the same point as 0.
+            if (m_params.boundary == Boundary::Periodic && v >= L) v -= L;
+            coord[k][i] = v;
+        }
+    }
+    afterPositionsChanged();
+}
+
+std::vector<double> Sampler::positions() const {
+    std::vector<double> out(m_n * m_dim);
+    const double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        for (int k = 0; k < m_dim; ++k) out[i * m_dim + k] = coord[k][i];
+    }
+    return out;
+}
+
+void Sampler::afterPositionsChanged() {
+    m_energy = recomputeEnergy() - m_tail;
+    if (m_useList) m_list.markDirty();
+}
+
+double Sampler::recomputeEnergy() const {
+    return pairEnergy(m_kernel, m_x.data(), m_y.data(), m_z.data(), m_n, m_params.boxLength, m_cutoff2) +
+           gravityEnergy(m_dim == 3 ? m_z.data() : m_y.data(), m_n, m_params.gamma) + m_tail;
+}
+
+PairSums Sampler::pairSumsAllPairs(std::int64_t i, const double* oldPos, const double* newPos) {
+    KernelArgs a{};
+    a.x = m_x.data();
+    a.y = m_y.data();
+    a.z = m_z.data();
+    a.count = m_n;
+    for (int k = 0; k < 3; ++k) {
+        a.oldPos[k] = oldPos[k];
+        a.newPos[k] = newPos[k];
+    }
+    a.boxLength = m_params.boxLength;
+    a.cutoff2 = m_cutoff2;
+    // The particle's own entry is excluded by a NaN for the duration of the call (see Kernel.h).
+    const double saved = m_x[i];
+    m_x[i] = std::numeric_limits<double>::quiet_NaN();
+    const PairSums sums = m_kernel(a);
+    m_x[i] = saved;
+    return sums;
+}
+
+PairSums Sampler::pairSumsNeighbors(std::int64_t i, const double* oldPos, const double* newPos) {
+    const std::int64_t b = m_list.begin(i);
+    const std::int64_t count = m_list.end(i) - b;
+    const std::int32_t* idx = m_list.indices() + b;
+    for (std::int64_t m = 0; m < count; ++m) {
+        const std::int32_t j = idx[m];
+        m_gx[m] = m_x[j];
+        m_gy[m] = m_y[j];
+        m_gz[m] = m_z[j];
+    }
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (std::int64_t m = count; m < paddedSize(count); ++m) m_gx[m] = nan;
+    KernelArgs a{};
+    a.x = m_gx.data();
+    a.y = m_gy.data();
+    a.z = m_gz.data();
+    a.count = count;
+    for (int k = 0; k < 3; ++k) {
+        a.oldPos[k] = oldPos[k];
+        a.newPos[k] = newPos[k];
+    }
+    a.boxLength = m_params.boxLength;
+    a.cutoff2 = m_cutoff2;
+    return m_kernel(a);
+}
+
+void Sampler::rebuildNeighborList() {
+    m_list.build(m_x.data(), m_y.data(), m_z.data(), m_n, m_dim, m_params.boxLength,
+                 m_params.boundary == Boundary::Periodic, m_params.cutoff + m_skin);
+    const std::int64_t cap = paddedSize(m_list.maxCount());
+    if (static_cast<std::int64_t>(m_gx.size()) < cap) {
+        m_gx.assign(cap, 0.0);
+        m_gy.assign(cap, 0.0);
+        m_gz.assign(cap, 0.0);
+    }
+}
+
+// The move loop is compiled per (dimension, boundary, neighbour list) so that none of these is a branch in the
+// hot path.
+template <int Dim, bool Periodic, bool UseList>
+void Sampler::moves(std::int64_t count) {
+    const double L = m_params.boxLength;
+    const double step = m_stepSize;
+    const double beta = 1.0 / m_params.temperature;
+    const double fourGamma = 4.0 * m_params.gamma;
+    const double halfSkin2 = 0.25 * m_skin * m_skin;
+    const auto n = static_cast<std::uint64_t>(m_n);
+    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+
+    for (std::int64_t m = 0; m < count; ++m) {
+        if constexpr (UseList) {
+            if (m_list.dirty()) rebuildNeighborList();
+        }
+        const auto i = static_cast<std::int64_t>(m_rng.below(n));
+        double oldPos[3] = {m_x[i], m_y[i], m_z[i]};
+        double newPos[3] = {oldPos[0], oldPos[1], oldPos[2]};
+        for (int k = 0; k < Dim; ++k) {
+            double v = oldPos[k] + m_rng.uniform(-step, step);
+            if constexpr (Periodic) {
+                if (v < 0.0) v += L;
+                if (v >= L) v -= L;
+            } else {
+                // Mirror at the walls: the proposal stays symmetric, so detailed balance holds up to the wall.
+                if (v < 0.0) v = -v;
+                if (v > L) v = 2.0 * L - v;
+            }
+            newPos[k] = v;
+        }
+
+        PairSums sums;
+        bool farFromBuild = false;
+        if constexpr (UseList) {
+            farFromBuild = m_list.displacement2(i, newPos, Dim, L, Periodic) > halfSkin2;
+            // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.
+            if (farFromBuild) {
+                sums = pairSumsAllPairs(i, oldPos, newPos);
+                ++m_exactFallbacks;
+            } else {
+                sums = pairSumsNeighbors(i, oldPos, newPos);
+            }
+        } else {
+            sums = pairSumsAllPairs(i, oldPos, newPos);
+        }
+        const double dU = (sums.newSum - sums.oldSum) + fourGamma * (newPos[Dim - 1] - oldPos[Dim - 1]);
+
+        // Metropolis: accept with probability min(1, exp(-dU/T)). A NaN dU fails both tests and is rejected.
+        if (dU <= 0.0 || m_rng.uniform() < std::exp(-beta * dU)) {
+            for (int k = 0; k < Dim; ++k) coord[k][i] = newPos[k];
+            m_energy += dU;
+            ++m_accepted;
+            if constexpr (UseList) {
+                if (farFromBuild) m_list.markDirty();
+            }
+        }
+    }
+    m_attempted += static_cast<std::uint64_t>(count);
+}
+
+void Sampler::run(std::int64_t sweeps) {
+    if (sweeps < 0) throw std::invalid_argument("sweeps must be >= 0");
+    const std::int64_t count = sweeps * m_n;
+    const bool periodic = m_params.boundary == Boundary::Periodic;
+    if (m_dim == 3) {
+        if (periodic) {
+            m_useList ? moves<3, true, true>(count) : moves<3, true, false>(count);
+        } else {
+            m_useList ? moves<3, false, true>(count) : moves<3, false, false>(count);
+        }
+    } else {
+        if (periodic) {
+            m_useList ? moves<2, true, true>(count) : moves<2, true, false>(count);
+        } else {
+            m_useList ? moves<2, false, true>(count) : moves<2, false, false>(count);
+        }
+    }
+}
+
+void Sampler::runTrace(std::int64_t sweeps, std::int64_t every, double* out) {
+    if (every <= 0) throw std::invalid_argument("every must be >= 1");
+    const std::int64_t records = sweeps / every;
+    for (std::int64_t r = 0; r < records; ++r) {
+        run(every);
+        out[r] = energy();
+    }
+    run(sweeps - records * every);
+}
+
+void Sampler::sample(std::int64_t count, std::int64_t interval, double* positionsOut, double* energyOut) {
+    if (interval <= 0) throw std::invalid_argument("interval must be >= 1");
+    for (std::int64_t s = 0; s < count; ++s) {
+        run(interval);
+        const std::vector<double> p = positions();
+        std::copy(p.begin(), p.end(), positionsOut + s * m_n * m_dim);
+        energyOut[s] = recomputeEnergy();
+    }
+}
+
+}  // namespace vaepipe

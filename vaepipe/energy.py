@@ -1,0 +1,47 @@
+"""Potential energy of configurations, computed by the sampler's own C++ code (one implementation of the model).
+
+Units and convention (reduced LJ units, see README):
+
+    U / eps = sum_{i<j} 4 [ r_ij^-12 - r_ij^-6 ]  +  4 gamma sum_i z_i  (+ N * U_lrc/N with the tail correction)
+
+with z the last coordinate (height above the floor, in sigma).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vaepipe import _validate
+from vaepipe._build import core
+
+
+def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None, tail_correction=False):
+    """Total potential energy / eps.
+
+    Parameters
+    ----------
+    positions : array_like, shape (N, dim) or (S, N, dim)
+        Coordinates in sigma, inside [0, box_length]; dim is 2 or 3.
+    box_length : float
+        Side of the cubic (square) box, sigma.
+    gamma, boundary, cutoff, tail_correction
+        As for :class:`vaepipe.mc.Sampler`.
+
+    Returns
+    -------
+    float for one configuration, or ndarray of shape (S,) for a batch.
+    """
+    arr = np.asarray(positions, dtype=np.float64)
+    dim = arr.shape[-1] if arr.ndim in (2, 3) else None
+    if dim not in (2, 3):
+        _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
+    p = _validate.system(box_length, gamma, dim, boundary, cutoff, tail_correction)
+    arr = _validate.positions(arr, p["box_length"], dim, batch=True)
+    single = arr.ndim == 2
+    batch = arr[None] if single else arr
+    cutoff_value = math.inf if p["cutoff"] is None else p["cutoff"]
+    out = core().total_energies(batch, p["box_length"], p["gamma"], p["boundary"], cutoff_value,
+                                p["tail_correction"])
+    return float(out[0]) if single else out
