@@ -1,0 +1,119 @@
+"""The Snakemake sampling stages end to end, on a tiny config, in temporary working directories."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vaepipe import io
+
+REPO = Path(__file__).resolve().parent.parent
+STATES = ("gamma0_T1", "gamma1_T1")
+TINY = """\
+seed: 11
+system: {n_particles: 8, box_length: 4.0}
+state_points: {gamma: [0.0, 1.0], temperature: [1.0]}
+preliminary: {tune_sweeps: 200, sweeps: 4000}
+sampling: {chains: 2, samples_per_chain: 20, density_bins: 10}
+"""
+
+
+def _snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def _check(proc: subprocess.CompletedProcess) -> str:
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-5000:]
+    return text
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same config run twice, into two working directories."""
+    base = tmp_path_factory.mktemp("workflow")
+    config = base / "tiny.yaml"
+    config.write_text(TINY)
+    for name in ("a", "b"):
+        _check(_snakemake(base / name, config))
+    return base, config
+
+
+def _result_files(workdir: Path) -> dict[str, bytes]:
+    files = {}
+    for sub in ("results/preliminary", "results/samples"):
+        for path in sorted((workdir / sub).iterdir()):
+            files[path.relative_to(workdir).as_posix()] = path.read_bytes()
+    return files
+
+
+def test_outputs_follow_the_contract(runs):
+    base, _ = runs
+    work = base / "a"
+    for state in STATES:
+        for rel in (f"results/preliminary/{state}.json", f"results/preliminary/{state}.png",
+                    f"results/samples/{state}.h5", f"results/samples/{state}_density.png",
+                    f"results/benchmarks/preliminary/{state}.tsv", f"results/benchmarks/sample/{state}.tsv",
+                    f"logs/preliminary/{state}.log", f"logs/sample/{state}.log"):
+            assert (work / rel).is_file(), rel
+        prelim = io.read_preliminary(work / f"results/preliminary/{state}.json")
+        samples = io.read_samples(work / f"results/samples/{state}.h5")
+        a = samples.attrs
+        assert samples.positions.shape == (40, 8, 3)
+        assert sorted(set(samples.chain.tolist())) == [0, 1]
+        assert a["gamma"] == prelim["gamma"] == (0.0 if state == "gamma0_T1" else 1.0)
+        assert a["temperature"] == 1.0 and a["n_particles"] == 8 and a["box_length"] == 4.0 and a["dim"] == 3
+        assert a["boundary"] == "reflect" and math.isnan(a["cutoff"]) and a["seed"] == 11
+        for key in ("step_size", "equilibration_sweeps", "decorrelation_sweeps"):
+            assert a[key] == prelim[key]
+        assert 0 < a["acceptance_rate"] < 1
+        assert prelim["provenance"]["config"]["preliminary"]["sweeps"] == 4000
+        assert json.loads(a["config"])["sampling"]["samples_per_chain"] == 20
+        assert (samples.positions >= 0).all() and (samples.positions <= 4.0).all()
+        assert "sampling" in (work / f"logs/sample/{state}.log").read_text()
+    # Snakemake's benchmarks stay under results/, apart from the repository's benchmarks/ folder
+    assert not (work / "benchmarks").exists()
+    leftovers = [p for p in (work / "results").rglob(".*") if p.is_file()]
+    assert leftovers == []
+
+
+def test_identical_runs_give_identical_files(runs):
+    base, _ = runs
+    a, b = _result_files(base / "a"), _result_files(base / "b")
+    assert sorted(a) == sorted(b) and len(a) == 4 * len(STATES)
+    differing = [name for name in a if a[name] != b[name]]
+    assert differing == []
+
+
+def test_second_run_has_nothing_to_do(runs):
+    base, config = runs
+    text = _check(_snakemake(base / "a", config, "-n"))
+    assert "Nothing to be done" in text
+
+
+def _planned_jobs(text: str) -> dict[str, int]:
+    jobs, in_table = {}, False
+    for line in text.splitlines():
+        if line.startswith("Job stats"):
+            in_table = True
+        elif in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                jobs[parts[0]] = int(parts[1])
+            elif jobs and not parts:
+                break
+    return jobs
+
+
+def test_changing_sampling_keys_reruns_only_sampling(runs):
+    base, config = runs
+    changed = base / "changed.yaml"
+    changed.write_text(TINY.replace("samples_per_chain: 20", "samples_per_chain: 25"))
+    jobs = _planned_jobs(_check(_snakemake(base / "a", changed, "-n")))
+    assert jobs.get("sample") == len(STATES)
+    assert "preliminary" not in jobs

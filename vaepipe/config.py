@@ -1,0 +1,240 @@
+"""Workflow configuration: loading, schema defaults, semantic checks and state-point names.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) checks each key on its own and fills in defaults.
+:func:`check_config` checks what a schema cannot: relations between keys and physical sense. Every error is a
+``ValueError`` that names the offending key, e.g.::
+
+    config key system.n_particles = 5000: expected at most 125 particles in a 3-D box of side 5 sigma
+    (number density <= 1 / sigma^3); fix: lower system.n_particles or raise system.box_length.
+
+State points are the grid ``state_points.gamma x state_points.temperature``. Each is named
+``gamma{g}_T{t}`` where ``g`` and ``t`` are the shortest decimal strings that read back as the same float
+(Python's ``repr``), with a trailing ``.0`` dropped and ``e+`` written ``e``: ``gamma0.5_T1``, ``gamma0_T1.5``,
+``gamma1e-05_T2``. Names are filename-safe, unique for distinct values, and :func:`parse_state_name` inverts them
+exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "SCHEMA_PATH",
+    "STATE_NAME_PATTERN",
+    "MAX_NUMBER_DENSITY",
+    "load_config",
+    "apply_schema",
+    "check_config",
+    "format_number",
+    "state_name",
+    "parse_state_name",
+    "state_points",
+]
+
+#: Schema of a source checkout. Pass ``schema_path`` explicitly when vaepipe is installed away from the repository.
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?"
+#: Regular expression of a state-point name (also the Snakemake wildcard constraint of ``{state}``).
+STATE_NAME_PATTERN = rf"gamma{_NUMBER}_T{_NUMBER}"
+
+#: Highest number density (particles per sigma^dim) accepted. Denser than this the LJ system is a strained solid:
+#: a random start cannot place the particles and Metropolis moves barely get accepted.
+MAX_NUMBER_DENSITY = 1.0
+
+#: Largest samples file (positions only) accepted, in bytes; more is almost surely a typo in a count.
+MAX_SAMPLES_BYTES = 8 * 1024**3
+
+
+def _fail(key: str, value: Any, expected: str, fix: str) -> ValueError:
+    return ValueError(f"config key {key} = {value!r}: expected {expected}; fix: {fix}")
+
+
+def _get(config: dict, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(
+                f"config key {key} is missing; expected a validated config with every key present; fix: "
+                f"validate it first (vaepipe.config.apply_schema, or snakemake.utils.validate), which fills "
+                f"in the defaults")
+        node = node[part]
+    return node
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def load_schema(schema_path: str | Path | None = None) -> dict:
+    """The config schema as a dict (default: the one of this source checkout)."""
+    path = Path(schema_path) if schema_path is not None else SCHEMA_PATH
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"config schema not found at {path}; pass schema_path= (it lives in the repository at "
+            f"workflow/schemas/config.schema.yaml)")
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _validator_with_defaults(schema: dict):
+    # The recipe of the jsonschema FAQ, as snakemake.utils.validate uses it, but filling in *copies* of the
+    # defaults: the schema's own default objects must never be mutated by the nested defaults filled into them.
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for name, prop in properties.items():
+                if "default" in prop:
+                    instance.setdefault(name, copy.deepcopy(prop["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def apply_schema(config: dict, schema_path: str | Path | None = None) -> dict:
+    """Validate ``config`` against the schema and return a copy with every default filled in.
+
+    Raises ValueError naming the first offending key (the same checks snakemake.utils.validate makes).
+    """
+    import jsonschema
+
+    filled = copy.deepcopy(config) if config is not None else {}
+    validator = _validator_with_defaults(load_schema(schema_path))
+    try:
+        validator.validate(filled)
+    except jsonschema.ValidationError as exc:
+        key = ".".join(str(p) for p in exc.absolute_path) or "<top level>"
+        raise ValueError(
+            f"config key {key}: {exc.message}; fix: see the key's description in "
+            f"workflow/schemas/config.schema.yaml") from None
+    return filled
+
+
+def load_config(path: str | Path, schema_path: str | Path | None = None) -> dict:
+    """Read a YAML config, fill in the schema defaults, run :func:`check_config`; return the full config."""
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"config file {path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    config = apply_schema(raw, schema_path)
+    check_config(config)
+    return config
+
+
+# --------------------------------------------------------------------------- semantic checks
+
+
+def _check_finite(key: str, value: Any) -> None:
+    if value is not None and not math.isfinite(float(value)):
+        raise _fail(key, value, "a finite number", f"set {key} to a finite value")
+
+
+def check_config(config: dict) -> dict:
+    """Semantic checks of a schema-validated config; returns it unchanged or raises ValueError naming the key."""
+    n = _get(config, "system.n_particles")
+    box_length = _get(config, "system.box_length")
+    dim = _get(config, "system.dim")
+    boundary = _get(config, "system.boundary")
+    cutoff = _get(config, "system.cutoff")
+    tail = _get(config, "system.tail_correction")
+    gammas = _get(config, "state_points.gamma")
+    temperatures = _get(config, "state_points.temperature")
+
+    for key in ("system.box_length", "system.cutoff", "preliminary.initial_step_size",
+                "sampling.equilibration_factor"):
+        _check_finite(key, _get(config, key))
+    for key, values in (("state_points.gamma", gammas), ("state_points.temperature", temperatures)):
+        for v in values:
+            _check_finite(key, v)
+
+    max_n = math.floor(MAX_NUMBER_DENSITY * box_length**dim)
+    if n > max_n:
+        raise _fail("system.n_particles", n,
+                    f"at most {max_n} particles in a {dim}-D box of side {box_length} sigma (number density <= "
+                    f"{MAX_NUMBER_DENSITY:g} / sigma^{dim}, beyond which a random start cannot place them)",
+                    "lower system.n_particles or raise system.box_length")
+
+    if boundary == "periodic":
+        if cutoff is None:
+            raise _fail("system.cutoff", cutoff, "a cutoff <= box_length / 2 with boundary 'periodic' "
+                        "(the minimum image sees only one copy of each particle)",
+                        f"set system.cutoff to at most {box_length / 2:g}")
+        if cutoff > box_length / 2:
+            raise _fail("system.cutoff", cutoff, f"at most box_length / 2 = {box_length / 2:g} sigma with "
+                        "boundary 'periodic'", "lower system.cutoff or raise system.box_length")
+        nonzero = [g for g in gammas if g != 0]
+        if nonzero:
+            raise _fail("state_points.gamma", list(gammas), "only 0 with boundary 'periodic' (gravity has no "
+                        "floor in a periodic box)", "set state_points.gamma: [0.0], or use boundary 'reflect'")
+    if tail and (boundary != "periodic" or cutoff is None):
+        raise _fail("system.tail_correction", tail, "false unless boundary is 'periodic' and a cutoff is set "
+                    "(the correction assumes a homogeneous bulk fluid beyond the cutoff)",
+                    "set system.tail_correction: false")
+
+    for key, values in (("state_points.gamma", gammas), ("state_points.temperature", temperatures)):
+        floats = [float(v) for v in values]
+        dupes = sorted({v for v in floats if floats.count(v) > 1})
+        if dupes:
+            raise _fail(key, list(values), f"distinct values (repeated: {', '.join(format_number(v) for v in dupes)})",
+                        "remove the repeated values")
+
+    step = _get(config, "preliminary.initial_step_size")
+    if step > box_length / 2:
+        raise _fail("preliminary.initial_step_size", step, f"at most box_length / 2 = {box_length / 2:g} sigma",
+                    "use a step of a fraction of sigma, e.g. 0.2; the tuning adapts it")
+
+    n_samples = _get(config, "sampling.chains") * _get(config, "sampling.samples_per_chain")
+    size = n_samples * n * dim * 8
+    if size > MAX_SAMPLES_BYTES:
+        raise _fail("sampling.samples_per_chain", _get(config, "sampling.samples_per_chain"),
+                    f"a samples file below {MAX_SAMPLES_BYTES / 1024**3:g} GiB per state point (this one would "
+                    f"hold {size / 1024**3:.1f} GiB of positions)",
+                    "lower sampling.samples_per_chain or sampling.chains")
+    return config
+
+
+# --------------------------------------------------------------------------- state points
+
+
+def format_number(x: float) -> str:
+    """Shortest filename-safe decimal that reads back (``float(s)``) as the same float: 0.5 -> '0.5', 1.0 -> '1'."""
+    value = float(x) + 0.0  # -0.0 -> 0.0, so that no name carries a minus sign for zero
+    if not math.isfinite(value):
+        raise ValueError(f"cannot name a state point with the non-finite value {x!r}")
+    text = repr(value)
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text.replace("e+", "e")
+
+
+def state_name(gamma: float, temperature: float) -> str:
+    """Name of a state point, e.g. ``state_name(0.5, 1.0) == 'gamma0.5_T1'``."""
+    return f"gamma{format_number(gamma)}_T{format_number(temperature)}"
+
+
+def parse_state_name(name: str) -> dict[str, float]:
+    """Inverse of :func:`state_name`: ``'gamma0.5_T1' -> {'gamma': 0.5, 'temperature': 1.0}``."""
+    match = re.fullmatch(rf"gamma({_NUMBER})_T({_NUMBER})", name)
+    if match is None or state_name(float(match[1]), float(match[2])) != name:
+        raise ValueError(
+            f"state-point name {name!r}: expected the form gamma{{gamma}}_T{{temperature}} with numbers written "
+            f"as vaepipe.config.format_number does (e.g. 'gamma0.5_T1'); fix: build names with state_name()")
+    return {"gamma": float(match[1]), "temperature": float(match[2])}
+
+
+def state_points(config: dict) -> dict[str, dict[str, float]]:
+    """Every state point of the config, ``{name: {'gamma': g, 'temperature': t}}``, gamma-major in config order."""
+    points = {}
+    for g, t in itertools.product(_get(config, "state_points.gamma"), _get(config, "state_points.temperature")):
+        points[state_name(g, t)] = {"gamma": float(g) + 0.0, "temperature": float(t)}
+    return points

@@ -1,0 +1,423 @@
+"""File layouts of vaepipe: the only module that reads or writes result files.
+
+Samples file, ``results/samples/{state}.h5`` (contract; see docs/pipeline.md)::
+
+    positions  (S, N, dim) float64   particle coordinates in sigma, z = last coordinate in [0, L]
+    energy     (S,)        float64   total potential energy U / epsilon of each configuration
+    chain      (S,)        int64     index of the independent chain that produced it
+    attrs      gamma, temperature, n_particles, box_length, dim, boundary, cutoff (NaN when none), seed,
+               step_size, acceptance_rate, equilibration_sweeps, decorrelation_sweeps, vaepipe_version
+               + provenance: file_format, state, config (JSON of the rule's parameters), seed_entropy (JSON),
+               git_commit, simd_level, and the sampling details (sampling_mode, num_chains, ...)
+
+Preliminary summary, ``results/preliminary/{state}.json``: one JSON object, keys sorted, see
+:data:`PRELIMINARY_KEYS`.
+
+Every write is atomic: the file is written under a temporary name in the destination directory, flushed to
+disk, and renamed over the destination, so a failed or interrupted job never leaves a file that looks complete.
+Writes are byte-reproducible: the same content gives the same bytes (no HDF5 timestamps, sorted attributes and
+JSON keys, no dates in figure metadata).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+__all__ = [
+    "SAMPLES_FORMAT",
+    "PRELIMINARY_FORMAT",
+    "SAMPLES_ATTRS",
+    "PRELIMINARY_KEYS",
+    "Samples",
+    "atomic_path",
+    "write_samples",
+    "read_samples",
+    "write_json",
+    "read_json",
+    "write_preliminary",
+    "read_preliminary",
+    "save_figure",
+    "provenance",
+    "git_commit",
+]
+
+SAMPLES_FORMAT = "vaepipe-samples-1"
+PRELIMINARY_FORMAT = "vaepipe-preliminary-1"
+
+_FLOAT, _INT, _STR = "float", "int", "str"
+
+#: The contract attributes of a samples file and their types.
+SAMPLES_ATTRS: dict[str, str] = {
+    "gamma": _FLOAT,
+    "temperature": _FLOAT,
+    "n_particles": _INT,
+    "box_length": _FLOAT,
+    "dim": _INT,
+    "boundary": _STR,
+    "cutoff": _FLOAT,
+    "seed": _INT,
+    "step_size": _FLOAT,
+    "acceptance_rate": _FLOAT,
+    "equilibration_sweeps": _INT,
+    "decorrelation_sweeps": _INT,
+    "vaepipe_version": _STR,
+}
+
+#: Keys every preliminary summary holds, and their types ("dict" for nested records).
+PRELIMINARY_KEYS: dict[str, str] = {
+    "file_format": _STR,
+    "state": _STR,
+    "gamma": _FLOAT,
+    "temperature": _FLOAT,
+    "step_size": _FLOAT,
+    "acceptance_rate": _FLOAT,
+    "tune_sweeps": _INT,
+    "trace_sweeps": _INT,
+    "equilibration_sweeps": _INT,
+    "decorrelation_sweeps": _INT,
+    "tau_int": _FLOAT,
+    "statistical_inefficiency": _FLOAT,
+    "n_eff": _FLOAT,
+    "energy_mean": _FLOAT,
+    "energy_sem": _FLOAT,
+    "observables": "dict",
+    "vaepipe_version": _STR,
+    "provenance": "dict",
+}
+
+
+def _version() -> str:
+    from vaepipe import __version__
+
+    return str(__version__)
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is synced and renamed to ``path``, else deleted.
+
+    The temporary name starts with a dot and ends in ``.tmp``, so nothing looks like a finished output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; finished files get the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types; NaN and infinities become None (JSON has no such numbers)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} {obj!r} in JSON; convert it to numbers, strings or lists")
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON text: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(_jsonable(obj), sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as canonical JSON, atomically."""
+    text = dumps(obj)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+@lru_cache(maxsize=None)
+def git_commit(directory: str | None = None) -> str:
+    """Commit hash of the git checkout holding vaepipe's sources ('' when not a checkout or git is missing)."""
+    directory = directory or str(Path(__file__).resolve().parent)
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only: never refresh the index
+    try:
+        out = subprocess.run(["git", "-C", directory, "rev-parse", "--verify", "--quiet", "HEAD"],
+                             capture_output=True, text=True, timeout=10, env=env, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _simd_level() -> str:
+    try:
+        from vaepipe.mc import simd_level
+
+        return str(simd_level())
+    except ImportError:  # no compiled core (or a stale one): nothing ran on it, so nothing to record
+        return ""
+
+
+def provenance(params: Mapping[str, Any], seed: np.random.SeedSequence | None = None) -> dict:
+    """Provenance record of an output: the rule's parameters, the derived seed, version, commit, SIMD kernel."""
+    from vaepipe.seeds import seed_provenance
+
+    return {
+        "config": _jsonable(dict(params)),
+        "seed": seed_provenance(seed) if seed is not None else None,
+        "vaepipe_version": _version(),
+        "git_commit": git_commit(),
+        "simd_level": _simd_level(),
+    }
+
+
+# --------------------------------------------------------------------------- samples (HDF5)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Contents of a samples file.
+
+    positions : (S, N, dim) float64, sigma.   energy : (S,) float64, U / epsilon.   chain : (S,) int64.
+    attrs : every HDF5 attribute as a Python scalar (``cutoff`` is NaN when there is none; the provenance
+    attributes ``config`` and ``seed_entropy`` are JSON strings).
+    """
+
+    positions: np.ndarray
+    energy: np.ndarray
+    chain: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.energy.shape[0])
+
+
+def _attr_value(name: str, value: Any, kind: str | None) -> Any:
+    if kind == _FLOAT:
+        if value is None and name == "cutoff":
+            return np.float64(np.nan)
+        return np.float64(value)
+    if kind == _INT:
+        if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+            raise ValueError(f"samples attribute {name} must be an integer, got {value!r}")
+        return np.int64(value)
+    if kind == _STR:
+        return str(value)
+    # Extra (provenance) attributes: scalars as they are (booleans as int8 0/1, which every HDF5 reader
+    # understands), anything structured as compact canonical JSON.
+    if isinstance(value, (Mapping, list, tuple)) or value is None:
+        return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    if isinstance(value, (bool, np.bool_)):
+        return np.int8(value)
+    if isinstance(value, (int, np.integer)):
+        return np.int64(value)
+    if isinstance(value, (float, np.floating)):
+        return np.float64(value)
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"samples attribute {name}: cannot store {type(value).__name__} {value!r}")
+
+
+def write_samples(path: str | Path, positions, energy, chain, attrs: Mapping[str, Any]) -> Path:
+    """Write a samples file atomically; see the module docstring for the layout.
+
+    ``attrs`` must hold every contract attribute but ``vaepipe_version`` (filled in from ``vaepipe.__version__``
+    when absent); ``cutoff`` may be None. Further attributes (provenance) are stored too: numbers and strings
+    as they are, dicts and lists as JSON strings.
+    """
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    energy = np.ascontiguousarray(energy, dtype=np.float64)
+    chain = np.ascontiguousarray(chain, dtype=np.int64)
+    attrs = dict(attrs)
+    attrs.setdefault("vaepipe_version", _version())
+    attrs.setdefault("file_format", SAMPLES_FORMAT)
+    missing = [k for k in SAMPLES_ATTRS if k not in attrs]
+    if missing:
+        raise ValueError(f"samples attrs lack the contract attribute(s) {missing}; pass them in attrs")
+    if positions.ndim != 3:
+        raise ValueError(f"positions must have shape (S, N, dim), got {positions.shape}")
+    num, n, dim = positions.shape
+    if energy.shape != (num,) or chain.shape != (num,):
+        raise ValueError(f"energy and chain must have shape (S,) = ({num},) to match positions {positions.shape}, "
+                         f"got {energy.shape} and {chain.shape}")
+    if (n, dim) != (int(attrs["n_particles"]), int(attrs["dim"])):
+        raise ValueError(f"positions {positions.shape} do not match attrs n_particles={attrs['n_particles']}, "
+                         f"dim={attrs['dim']}")
+    values = {name: _attr_value(name, attrs[name], SAMPLES_ATTRS.get(name)) for name in sorted(attrs)}
+
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            for name, data in (("positions", positions), ("energy", energy), ("chain", chain)):
+                f.create_dataset(name, data=data, track_times=False)
+            for name, value in values.items():
+                f.attrs[name] = value
+    return Path(path)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_samples(path: str | Path) -> Samples:
+    """Read and check a samples file; ValueError saying what is wrong if it does not follow the layout."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"samples file {path} does not exist; produce it with the workflow's sample rule")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 file ({exc}); delete it and rerun the sample rule") from exc
+    with f:
+        problems = []
+        for name, ndim in (("positions", 3), ("energy", 1), ("chain", 1)):
+            if name not in f or not isinstance(f[name], h5py.Dataset):
+                problems.append(f"dataset {name!r} is missing")
+            elif f[name].ndim != ndim:
+                problems.append(f"dataset {name!r} has {f[name].ndim} dimensions, expected {ndim}")
+        missing = [k for k in SAMPLES_ATTRS if k not in f.attrs]
+        if missing:
+            problems.append(f"attributes {missing} are missing")
+        if problems:
+            raise ValueError(f"{path} is not a vaepipe samples file: {'; '.join(problems)}")
+        positions = f["positions"][()]
+        energy = f["energy"][()]
+        chain = f["chain"][()]
+        attrs = {k: _scalar(v) for k, v in f.attrs.items()}
+    num, n, dim = positions.shape
+    if positions.dtype != np.float64 or energy.dtype != np.float64 or not np.issubdtype(chain.dtype, np.integer):
+        raise ValueError(f"{path}: expected float64 positions and energy and integer chain, got "
+                         f"{positions.dtype}, {energy.dtype}, {chain.dtype}")
+    if energy.shape != (num,) or chain.shape != (num,):
+        raise ValueError(f"{path}: energy {energy.shape} and chain {chain.shape} do not match positions "
+                         f"{positions.shape}")
+    if (n, dim) != (attrs["n_particles"], attrs["dim"]):
+        raise ValueError(f"{path}: positions {positions.shape} disagree with attrs n_particles="
+                         f"{attrs['n_particles']}, dim={attrs['dim']}")
+    return Samples(positions=positions, energy=energy, chain=chain, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- preliminary summary (JSON)
+
+
+def _check_keys(path: Any, data: Mapping, keys: Mapping[str, str], what: str) -> None:
+    problems = []
+    for key, kind in keys.items():
+        if key not in data:
+            problems.append(f"{key!r} is missing")
+            continue
+        value = data[key]
+        ok = {
+            _FLOAT: lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+            _INT: lambda v: isinstance(v, int) and not isinstance(v, bool),
+            _STR: lambda v: isinstance(v, str),
+            "dict": lambda v: isinstance(v, Mapping),
+        }[kind](value)
+        if not ok:
+            problems.append(f"{key!r} = {value!r} is not a {kind}")
+    if problems:
+        raise ValueError(f"{path} is not a vaepipe {what}: {'; '.join(problems)}")
+
+
+def write_preliminary(path: str | Path, summary: Mapping[str, Any]) -> Path:
+    """Write a preliminary-run summary (keys :data:`PRELIMINARY_KEYS`, more allowed) as canonical JSON, atomically."""
+    data = _jsonable(dict(summary))
+    data.setdefault("file_format", PRELIMINARY_FORMAT)
+    data.setdefault("vaepipe_version", _version())
+    _check_keys("preliminary summary", data, PRELIMINARY_KEYS, "preliminary summary")
+    return write_json(path, data)
+
+
+def read_preliminary(path: str | Path) -> dict:
+    """Read and check a preliminary summary; ValueError naming what is wrong."""
+    path = Path(path)
+    try:
+        data = read_json(path)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); delete it and rerun the preliminary rule") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a vaepipe preliminary summary: expected a JSON object")
+    _check_keys(path, data, PRELIMINARY_KEYS, "preliminary summary")
+    if data["step_size"] is None or data["step_size"] <= 0:
+        raise ValueError(f"{path}: step_size = {data['step_size']!r}, expected > 0")
+    if data["decorrelation_sweeps"] < 1 or data["equilibration_sweeps"] < 0:
+        raise ValueError(f"{path}: decorrelation_sweeps = {data['decorrelation_sweeps']} (expected >= 1) or "
+                         f"equilibration_sweeps = {data['equilibration_sweeps']} (expected >= 0) out of range")
+    return data
+
+
+# --------------------------------------------------------------------------- figures
+
+_NO_DATES = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+}
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically, without version or date metadata (same figure -> same bytes).
+
+    A figure made by pyplot is closed afterwards; one made with ``matplotlib.figure.Figure`` needs no closing.
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    try:
+        if fmt not in _NO_DATES:
+            raise ValueError(f"figure {path}: expected a .png or .pdf file name, got {path.suffix!r}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_NO_DATES[fmt])
+    finally:
+        if getattr(fig.canvas, "manager", None) is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return path

@@ -1,0 +1,414 @@
+"""The two sampling stages of a state point: a preliminary run, then the production (sampling) run.
+
+Preliminary run (:func:`run_preliminary`)
+    1. From a random start, adapt the step size for ``tune_sweeps`` sweeps towards ``target_acceptance``; then
+       freeze it.
+    2. Draw a *new* random start and record, after every sweep, the energy U/epsilon and the mean height
+       z/sigma for ``sweeps`` sweeps at the frozen step. Starting afresh makes the detected transient exactly
+       what each production chain goes through (a random start at the frozen step), not a leftover of tuning.
+    3. For every observable: the equilibration point t0 (Chodera's maximum of the effective sample size). The
+       equilibration length of the state point, ``equilibration_sweeps``, is the largest t0 over the governing
+       observables (``observables`` in the config).
+    4. After that common t0: the normalized autocorrelation, the decorrelation time (first lag with
+       autocorrelation below ``decorrelation_threshold``), the statistical inefficiency g, tau_int = (g - 1)/2,
+       n_eff = (n - t0)/g, and a blocked mean and standard error. ``decorrelation_sweeps`` is the largest
+       decorrelation time over the governing observables.
+
+Sampling run (:func:`run_sampling`)
+    ``chains`` independent chains, each with its own derived seed and random start at the frozen step size.
+    Each chain first runs ``burn_in_sweeps = max(ceil(equilibration_factor * equilibration_sweeps),
+    min_equilibration_sweeps)`` sweeps: the safety factor (default 2) covers the noise of the detection, since
+    a chain that starts sampling before it forgot its start biases everything it stores. Then
+
+    * mode ``continuous``: it stores one configuration every ``decorrelation_sweeps`` sweeps (the first one
+      ``decorrelation_sweeps`` after the burn-in);
+    * mode ``restart``: before every stored configuration it draws a new random start and runs the burn-in
+      again, so all samples are independent by construction.
+
+    Chains run in parallel threads (the compiled sampler releases the GIL); each chain depends only on its own
+    seed, so the result is bitwise identical for any thread count. Samples are ordered by chain, then time.
+
+Units: lengths in sigma, energies in epsilon, Monte Carlo time in sweeps (one sweep = n_particles trial moves).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from vaepipe import decorrelation
+from vaepipe.seeds import chain_seeds
+
+__all__ = [
+    "OBSERVABLES",
+    "MIN_DECORRELATIONS",
+    "PreliminaryResult",
+    "SamplingResult",
+    "make_sampler",
+    "run_preliminary",
+    "analyze_trace",
+    "burn_in_sweeps",
+    "run_sampling",
+    "density_profile",
+    "barometric_density",
+    "ideal_gas_mean_height",
+]
+
+#: Observables recorded in the preliminary trace, and their units.
+OBSERVABLES = {"energy": "U/epsilon", "mean_height": "z/sigma"}
+
+#: The equilibrated part of the preliminary trace must span at least this many decorrelation times; fewer give
+#: a decorrelation time and error bars that are mostly noise.
+MIN_DECORRELATIONS = 20
+
+_TRACE_CHUNK = 1000  # sweeps per compiled call while recording the trace (bounds memory, paces progress)
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sweep" if "sweep" in desc else "sample", file=sys.stderr,
+                mininterval=2.0, ascii=True, disable=not enabled, dynamic_ncols=False, ncols=100)
+
+
+def make_sampler(system: Mapping[str, Any], state_point: Mapping[str, Any], seed, step_size: float):
+    """A :class:`vaepipe.mc.Sampler` for ``system`` (the config's ``system`` dict) at one state point."""
+    from vaepipe.mc import Sampler
+
+    return Sampler(
+        n_particles=int(system["n_particles"]),
+        box_length=float(system["box_length"]),
+        temperature=float(state_point["temperature"]),
+        gamma=float(state_point["gamma"]),
+        dim=int(system["dim"]),
+        boundary=str(system["boundary"]),
+        cutoff=None if system["cutoff"] is None else float(system["cutoff"]),
+        tail_correction=bool(system["tail_correction"]),
+        seed=seed,
+        step_size=float(step_size),
+    )
+
+
+def _energy_drift_note(sampler) -> str:
+    """A line for the log comparing the incrementally tracked energy with a recomputation."""
+    tracked, exact = sampler.energy, sampler.recompute_energy()
+    return f"energy check: tracked {tracked:.10g}, recomputed {exact:.10g}, difference {tracked - exact:.3g}"
+
+
+# --------------------------------------------------------------------------- preliminary run
+
+
+@dataclass(frozen=True)
+class PreliminaryResult:
+    """Outcome of :func:`run_preliminary`.
+
+    summary : JSON-able dict (see :data:`vaepipe.io.PRELIMINARY_KEYS`).
+    traces : {observable: (trace_sweeps,) float64}, value after each recorded sweep.
+    autocorrelations : {observable: (max_lag + 1,) float64}, normalized autocorrelation of the trace after
+        ``summary['equilibration_sweeps']``, lag in sweeps.
+    """
+
+    summary: dict
+    traces: dict = field(default_factory=dict)
+    autocorrelations: dict = field(default_factory=dict)
+
+
+def _record_trace(sampler, sweeps: int, bar) -> dict[str, np.ndarray]:
+    energy, height = [], []
+    done = 0
+    while done < sweeps:
+        chunk = min(_TRACE_CHUNK, sweeps - done)
+        positions, energies = sampler.sample(chunk, 1)
+        energy.append(np.asarray(energies, dtype=np.float64))
+        height.append(np.asarray(positions)[..., -1].mean(axis=1))
+        done += chunk
+        bar.update(chunk)
+    return {"energy": np.concatenate(energy), "mean_height": np.concatenate(height)}
+
+
+def _is_constant(x: np.ndarray) -> bool:
+    return bool(np.all(x == x[0]))
+
+
+def analyze_trace(x: np.ndarray, t0: int, threshold: float, trace_key: str = "preliminary.sweeps") -> dict:
+    """Correlation analysis of ``x[t0:]`` (one value per sweep); times in sweeps.
+
+    Returns decorrelation_sweeps, statistical_inefficiency, tau_int, n_eff, mean, sem. A constant series (an
+    observable that cannot change, e.g. the energy of one particle without gravity) decorrelates at once:
+    decorrelation 1, g = 1, sem 0.
+    """
+    tail = np.asarray(x[t0:], dtype=np.float64)
+    n = tail.size
+    if n < decorrelation.MIN_POINTS:
+        raise ValueError(
+            f"config key {trace_key}: only {n} sweeps of the trace remain after the equilibration at sweep {t0}; "
+            f"expected many decorrelation times; fix: raise {trace_key}")
+    if _is_constant(tail):
+        return {"decorrelation_sweeps": 1, "statistical_inefficiency": 1.0, "tau_int": 0.0, "n_eff": float(n),
+                "mean": float(tail[0]), "sem": 0.0}
+    try:
+        lag = decorrelation.decorrelation_time(tail, threshold)
+    except ValueError as exc:
+        raise ValueError(
+            f"config key {trace_key}: the autocorrelation of the {n} equilibrated sweeps never drops below "
+            f"{threshold} ({exc}); fix: raise {trace_key}") from exc
+    g = decorrelation.statistical_inefficiency(tail)
+    mean, sem = decorrelation.block_average(tail)
+    return {"decorrelation_sweeps": int(lag), "statistical_inefficiency": float(g), "tau_int": (g - 1.0) / 2.0,
+            "n_eff": n / g, "mean": float(mean), "sem": float(sem)}
+
+
+def run_preliminary(system: Mapping[str, Any], state_point: Mapping[str, Any], settings: Mapping[str, Any],
+                    seed, state: str = "", progress: bool = True) -> PreliminaryResult:
+    """Preliminary run of one state point (see the module docstring).
+
+    Parameters
+    ----------
+    system : the config's ``system`` dict.
+    state_point : ``{'gamma': ..., 'temperature': ...}``.
+    settings : the config's ``preliminary`` dict.
+    seed : int or numpy.random.SeedSequence (``vaepipe.seeds.derive_seed(seed, 'preliminary', state)``).
+    state : state-point name, stored in the summary.
+    progress : tqdm progress bar on stderr.
+    """
+    tune_sweeps = int(settings["tune_sweeps"])
+    sweeps = int(settings["sweeps"])
+    threshold = float(settings["decorrelation_threshold"])
+    governing = list(settings["observables"])
+    unknown = [o for o in governing if o not in OBSERVABLES]
+    if unknown:
+        raise ValueError(f"config key preliminary.observables: unknown {unknown}; expected some of "
+                         f"{list(OBSERVABLES)}")
+
+    sampler = make_sampler(system, state_point, seed, settings["initial_step_size"])
+    with _progress_bar(tune_sweeps + sweeps, f"preliminary {state} sweeps", progress) as bar:
+        sampler.tune_step_size(tune_sweeps, target_acceptance=float(settings["target_acceptance"]))
+        bar.update(tune_sweeps)
+        step_size = float(sampler.step_size)
+        sampler.randomize()
+        sampler.reset_acceptance()
+        traces = _record_trace(sampler, sweeps, bar)
+    acceptance = float(sampler.acceptance_rate)
+    print(f"step size tuned to {step_size:.6g} sigma, acceptance {acceptance:.3f} in the trace; "
+          f"{_energy_drift_note(sampler)}", file=sys.stderr)
+
+    own_t0 = {}
+    for name, x in traces.items():
+        own_t0[name] = 0 if _is_constant(x) else int(decorrelation.detect_equilibration(x)[0])
+    t0 = max(own_t0[name] for name in governing)
+    per_observable = {}
+    for name, x in traces.items():
+        stats = analyze_trace(x, t0, threshold)
+        per_observable[name] = {"equilibration_sweeps": own_t0[name], "unit": OBSERVABLES[name], **stats}
+    lag = max(per_observable[name]["decorrelation_sweeps"] for name in governing)
+    if sweeps - t0 < MIN_DECORRELATIONS * lag:
+        raise ValueError(
+            f"config key preliminary.sweeps = {sweeps}: after the equilibration ({t0} sweeps) the trace spans "
+            f"{(sweeps - t0) / lag:.1f} decorrelation times of {lag} sweeps; expected at least "
+            f"{MIN_DECORRELATIONS}; fix: raise preliminary.sweeps to at least {t0 + MIN_DECORRELATIONS * lag}")
+
+    max_lag = int(min((sweeps - t0) // 2, max(4 * lag, 50)))
+    autocorrelations = {}
+    for name, x in traces.items():
+        tail = x[t0:]
+        autocorrelations[name] = (np.ones(1) if _is_constant(tail)
+                                  else decorrelation.autocorrelation(tail, max_lag=max_lag))
+
+    summary = {
+        "state": state,
+        "gamma": float(state_point["gamma"]),
+        "temperature": float(state_point["temperature"]),
+        "step_size": step_size,
+        "acceptance_rate": acceptance,
+        "tune_sweeps": tune_sweeps,
+        "trace_sweeps": sweeps,
+        "equilibration_sweeps": int(t0),
+        "decorrelation_sweeps": int(lag),
+        "decorrelation_threshold": threshold,
+        "governing_observables": governing,
+        "tau_int": max(per_observable[name]["tau_int"] for name in governing),
+        "statistical_inefficiency": max(per_observable[name]["statistical_inefficiency"] for name in governing),
+        "n_eff": min(per_observable[name]["n_eff"] for name in governing),
+        "energy_mean": per_observable["energy"]["mean"],
+        "energy_sem": per_observable["energy"]["sem"],
+        "observables": per_observable,
+    }
+    return PreliminaryResult(summary=summary, traces=traces, autocorrelations=autocorrelations)
+
+
+# --------------------------------------------------------------------------- sampling run
+
+
+@dataclass(frozen=True)
+class SamplingResult:
+    """Outcome of :func:`run_sampling`.
+
+    positions : (S, N, dim) float64, sigma.  energy : (S,) float64, U/epsilon.  chain : (S,) int64.
+    attrs : the samples-file attributes known here (every contract attribute but seed and vaepipe_version)
+        plus sampling details (sampling_mode, num_chains, samples_per_chain, burn_in_sweeps, state).
+    """
+
+    positions: np.ndarray
+    energy: np.ndarray
+    chain: np.ndarray
+    attrs: dict
+
+
+def burn_in_sweeps(equilibration_sweeps: int, equilibration_factor: float, min_equilibration_sweeps: int) -> int:
+    """Sweeps each chain runs from its random start before it may store: max(ceil(factor * t0), minimum)."""
+    return max(int(math.ceil(equilibration_factor * equilibration_sweeps)), int(min_equilibration_sweeps))
+
+
+def _run_chain(system, state_point, step_size: float, seed, mode: str, num_samples: int, interval: int,
+               burn_in: int, advance: Callable[[int], None]):
+    sampler = make_sampler(system, state_point, seed, step_size)
+    positions = np.empty((num_samples, int(system["n_particles"]), int(system["dim"])), dtype=np.float64)
+    energy = np.empty(num_samples, dtype=np.float64)
+    if mode == "continuous":
+        sampler.run(burn_in)
+        sampler.reset_acceptance()
+        chunk = max(1, num_samples // 20)
+        done = 0
+        while done < num_samples:
+            count = min(chunk, num_samples - done)
+            p, e = sampler.sample(count, interval)
+            positions[done : done + count] = p
+            energy[done : done + count] = e
+            done += count
+            advance(count)
+    elif mode == "restart":
+        for i in range(num_samples):
+            if i:
+                sampler.randomize()  # the constructor already placed the first start at random
+            sampler.run(burn_in)
+            positions[i] = sampler.positions
+            energy[i] = sampler.energy
+            advance(1)
+    else:
+        raise ValueError(f"config key sampling.mode = {mode!r}: expected 'continuous' or 'restart'")
+    return positions, energy, int(sampler.accepted), int(sampler.attempted), _energy_drift_note(sampler)
+
+
+def run_sampling(system: Mapping[str, Any], state_point: Mapping[str, Any], settings: Mapping[str, Any],
+                 preliminary: Mapping[str, Any], seed, threads: int = 1, state: str = "",
+                 progress: bool = True) -> SamplingResult:
+    """Sampling run of one state point (see the module docstring).
+
+    Parameters
+    ----------
+    system : the config's ``system`` dict.
+    state_point : ``{'gamma': ..., 'temperature': ...}``.
+    settings : the config's ``sampling`` dict.
+    preliminary : the preliminary summary of this state point (step_size, equilibration_sweeps,
+        decorrelation_sweeps, gamma, temperature).
+    seed : numpy.random.SeedSequence of the stage (``derive_seed(seed, 'sample', state)``); chain i uses
+        ``chain_seeds(seed, chains)[i]``.
+    threads : chains run at once (the result does not depend on it).
+    """
+    for key in ("gamma", "temperature"):
+        if float(preliminary[key]) != float(state_point[key]):
+            raise ValueError(f"preliminary summary has {key} = {preliminary[key]}, but this state point has "
+                             f"{state_point[key]}; rerun the preliminary rule for this state point")
+    if isinstance(seed, (int, np.integer)):
+        seed = np.random.SeedSequence(int(seed))
+    mode = str(settings["mode"])
+    num_chains = int(settings["chains"])
+    per_chain = int(settings["samples_per_chain"])
+    step_size = float(preliminary["step_size"])
+    equilibration = int(preliminary["equilibration_sweeps"])
+    interval = int(preliminary["decorrelation_sweeps"])
+    burn_in = burn_in_sweeps(equilibration, float(settings["equilibration_factor"]),
+                             int(settings["min_equilibration_sweeps"]))
+    print(f"{num_chains} chains x {per_chain} samples, mode {mode}, step size {step_size:.6g}, burn-in "
+          f"{burn_in} sweeps, interval {interval} sweeps, {threads} thread(s)", file=sys.stderr)
+
+    lock = threading.Lock()
+    with _progress_bar(num_chains * per_chain, f"sampling {state} samples", progress) as bar:
+        def advance(count: int) -> None:
+            with lock:
+                bar.update(count)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(int(threads), num_chains))) as pool:
+            futures = [pool.submit(_run_chain, system, state_point, step_size, s, mode, per_chain, interval,
+                                   burn_in, advance) for s in chain_seeds(seed, num_chains)]
+            outcomes = [f.result() for f in futures]
+    for i, outcome in enumerate(outcomes):
+        print(f"chain {i}: {outcome[4]}", file=sys.stderr)
+
+    positions = np.concatenate([o[0] for o in outcomes])
+    energy = np.concatenate([o[1] for o in outcomes])
+    chain = np.repeat(np.arange(num_chains, dtype=np.int64), per_chain)
+    accepted = sum(o[2] for o in outcomes)
+    attempted = sum(o[3] for o in outcomes)
+    attrs = {
+        "state": state,
+        "gamma": float(state_point["gamma"]),
+        "temperature": float(state_point["temperature"]),
+        "n_particles": int(system["n_particles"]),
+        "box_length": float(system["box_length"]),
+        "dim": int(system["dim"]),
+        "boundary": str(system["boundary"]),
+        "cutoff": math.nan if system["cutoff"] is None else float(system["cutoff"]),
+        "tail_correction": bool(system["tail_correction"]),
+        "step_size": step_size,
+        "acceptance_rate": accepted / attempted if attempted else math.nan,
+        "equilibration_sweeps": equilibration,
+        "decorrelation_sweeps": interval,
+        "burn_in_sweeps": burn_in,
+        "sampling_mode": mode,
+        "num_chains": num_chains,
+        "samples_per_chain": per_chain,
+    }
+    return SamplingResult(positions=positions, energy=energy, chain=chain, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- density profile
+
+
+def density_profile(positions: np.ndarray, box_length: float, bins: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Number density along the height: rho(z) in particles / sigma^dim, averaged over samples.
+
+    positions : (S, N, dim) or (N, dim), sigma.  Returns ``edges`` (bins + 1,) in sigma and ``rho`` (bins,),
+    with ``sum(rho * diff(edges)) * box_length**(dim - 1) == N``.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim == 2:
+        positions = positions[None]
+    if positions.ndim != 3:
+        raise ValueError(f"positions must have shape (S, N, dim) or (N, dim), got {positions.shape}")
+    num, _, dim = positions.shape
+    edges = np.linspace(0.0, float(box_length), int(bins) + 1)
+    counts, _ = np.histogram(positions[..., -1].ravel(), bins=edges)
+    rho = counts / (num * np.diff(edges) * float(box_length) ** (dim - 1))
+    return edges, rho
+
+
+def barometric_density(z, gamma: float, temperature: float, box_length: float, n_particles: int,
+                       dim: int = 3) -> np.ndarray:
+    """Ideal-gas density under gravity, rho(z) ~ exp(-4 gamma z / T), normalised to n_particles in the box.
+
+    Only a reference: it ignores the LJ interaction (attraction condenses the fluid, repulsion limits how dense
+    the bottom layers get). Units: z in sigma, rho in 1/sigma^dim.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    area = float(box_length) ** (dim - 1)
+    if gamma == 0:
+        return np.full_like(z, n_particles / (area * box_length))
+    inv_l = 4.0 * gamma / temperature  # 1 / scale height
+    # normalisation: integral_0^L exp(-z/l) dz = l (1 - exp(-L/l)), written with expm1 for small L/l
+    return n_particles * inv_l * np.exp(-inv_l * z) / (area * -np.expm1(-inv_l * box_length))
+
+
+def ideal_gas_mean_height(gamma: float, temperature: float, box_length: float) -> float:
+    """<z> of an ideal gas under gravity in [0, L]: l - L / (exp(L/l) - 1), l = T / (4 gamma); L/2 at gamma 0."""
+    if gamma == 0:
+        return box_length / 2.0
+    scale = temperature / (4.0 * gamma)
+    ratio = box_length / scale
+    return scale if ratio > 700.0 else scale - box_length / math.expm1(ratio)  # exp(700) is near overflow

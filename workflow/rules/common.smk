@@ -1,0 +1,103 @@
+# Helpers shared by all stages (state points, wildcard constraints, code digests, per-rule parameters).
+import hashlib
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from vaepipe.config import STATE_NAME_PATTERN, state_points
+
+# {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
+STATES = state_points(config)
+
+
+wildcard_constraints:
+    state=STATE_NAME_PATTERN,
+
+
+# Package sources whose change must rerun a stage. Snakemake sees neither the imported package nor the
+# compiled extension, so their digest is a parameter of each job. Plotting code is left out on purpose, so
+# that a cosmetic change of a figure does not resample (force that with --forcerun).
+SAMPLER_CODE = (
+    "cpp",
+    "CMakeLists.txt",
+    "vaepipe/mc.py",
+    "vaepipe/seeds.py",
+    "vaepipe/io.py",
+)
+PRELIMINARY_CODE = SAMPLER_CODE + ("vaepipe/sampling.py", "vaepipe/decorrelation.py")
+SAMPLE_CODE = SAMPLER_CODE + ("vaepipe/sampling.py",)
+
+_DIGEST_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
+
+
+def _digest_files(path):
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix not in _DIGEST_SKIP_SUFFIXES
+            and not any(
+                part.startswith(".") or part == "__pycache__"
+                for part in p.relative_to(path).parts
+            )
+        )
+    raise WorkflowError(
+        f"code_digest: {path} does not exist; fix the path (relative to {workflow.basedir})"
+    )
+
+
+def code_digest(*paths):
+    """SHA-256 over the given files and directories (relative to the workflow's base directory).
+
+    Each file contributes its relative path and the SHA-256 of its content, in sorted order, so the digest
+    changes exactly when a source file is added, removed, renamed or edited.
+    """
+    root = Path(workflow.basedir)
+    digest = hashlib.sha256()
+    for rel in paths:
+        for f in _digest_files(root / rel):
+            digest.update(f.relative_to(root).as_posix().encode("utf-8") + b"\0")
+            digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _canonical(value):
+    """Same content, same repr: Snakemake compares params by repr, so dict keys are sorted."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def config_section(name):
+    """One top-level section of the config, canonicalised, for a rule's params."""
+    return _canonical(config[name])
+
+
+def state_point(wildcards):
+    """{"gamma": g, "temperature": t} of the job's state point."""
+    return STATES[wildcards.state]
+
+
+def sampling_outputs():
+    """Every file the sampling stages produce (targets of the default rule)."""
+    return expand(
+        [
+            "results/preliminary/{state}.json",
+            "results/preliminary/{state}.png",
+            "results/samples/{state}.h5",
+            "results/samples/{state}_density.png",
+        ],
+        state=STATES,
+    )
+
+
+def sample_mem_mb(wildcards):
+    """Memory of a sample job in MB: the positions array a few times over, plus the interpreter."""
+    num = config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
+    size = num * config["system"]["n_particles"] * config["system"]["dim"] * 8
+    return 1000 + 4 * size // 1_000_000

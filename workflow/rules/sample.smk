@@ -1,0 +1,64 @@
+# Sampling stages: a preliminary run per state point (step size, equilibration, decorrelation time), then the
+# production run (independent chains, one configuration per decorrelation time).
+
+
+rule preliminary:
+    output:
+        summary="results/preliminary/{state}.json",
+        plot=report(
+            "results/preliminary/{state}.png",
+            caption="../report/preliminary.rst",
+            category="Sampling",
+            subcategory="Preliminary runs",
+            labels={"state": "{state}"},
+        ),
+    log:
+        "logs/preliminary/{state}.log",
+    benchmark:
+        "results/benchmarks/preliminary/{state}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        seed=config["seed"],
+        system=config_section("system"),
+        state_point=state_point,
+        preliminary=config_section("preliminary"),
+        code=code_digest(*PRELIMINARY_CODE),
+    script:
+        "../scripts/preliminary.py"
+
+
+rule sample:
+    input:
+        preliminary="results/preliminary/{state}.json",
+    output:
+        samples="results/samples/{state}.h5",
+        density=report(
+            "results/samples/{state}_density.png",
+            caption="../report/density.rst",
+            category="Sampling",
+            subcategory="Density profiles",
+            labels={"state": "{state}"},
+        ),
+    log:
+        "logs/sample/{state}.log",
+    benchmark:
+        "results/benchmarks/sample/{state}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["sampling"]["chains"]
+    resources:
+        mem_mb=sample_mem_mb,
+        runtime=60,
+    params:
+        seed=config["seed"],
+        system=config_section("system"),
+        state_point=state_point,
+        sampling=config_section("sampling"),
+        code=code_digest(*SAMPLE_CODE),
+    script:
+        "../scripts/sample.py"

@@ -1,0 +1,15 @@
+"""Preliminary run of one state point: summary JSON + trace/autocorrelation figure."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from vaepipe import io, plots, sampling  # noqa: E402
+from vaepipe.seeds import derive_seed  # noqa: E402
+
+params = dict(snakemake.params.items())
+state = snakemake.wildcards.state
+seed = derive_seed(params["seed"], "preliminary", state)
+result = sampling.run_preliminary(params["system"], params["state_point"], params["preliminary"], seed, state=state)
+io.write_preliminary(snakemake.output.summary, {**result.summary, "provenance": io.provenance(params, seed)})
+io.save_figure(plots.preliminary_figure(result), snakemake.output.plot)
