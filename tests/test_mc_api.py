@@ -202,6 +202,18 @@ def test_neighbor_list_and_all_pairs_agree():
     assert on.energy == pytest.approx(off.energy, rel=1e-12)
 
 
+@pytest.mark.parametrize("system", [SEED_SYSTEM, {**SEED_SYSTEM, "dim": 2, "box_length": 8.0, "cutoff": 3.0}],
+                         ids=["3d", "2d-cutoff"])
+def test_pair_cache_gives_the_same_trajectory_bit_for_bit(system):
+    cached = Sampler(**system, seed=8)
+    plain = Sampler(**system, seed=8, pair_cache=False)
+    assert cached.uses_pair_cache and not plain.uses_pair_cache
+    for s in (cached, plain):
+        s.run(3000)
+    assert cached.positions.tobytes() == plain.positions.tobytes()
+    assert cached.energy == plain.energy
+
+
 def test_sample_energies_are_the_energies_of_the_samples():
     s = Sampler(**SEED_SYSTEM, seed=9)
     positions, energies = s.sample(10, interval=5)

@@ -43,15 +43,15 @@ void exportSampler(py::module_& m) {
         .def(py::init([](int nParticles, double boxLength, double temperature, double gamma, int dim,
                          const std::string& boundary, double cutoff, bool tailCorrection,
                          const Rng::State& rngState, double stepSize, const std::string& neighborList,
-                         double neighborSkin, bool place) {
+                         double neighborSkin, bool place, bool pairCache) {
                  return Sampler(makeParams(nParticles, boxLength, temperature, gamma, dim, boundary, cutoff,
                                            tailCorrection),
-                                rngState, stepSize, toNeighborMode(neighborList), neighborSkin, place);
+                                rngState, stepSize, toNeighborMode(neighborList), neighborSkin, place, pairCache);
              }),
              py::arg("n_particles"), py::arg("box_length"), py::arg("temperature"), py::arg("gamma"),
              py::arg("dim"), py::arg("boundary"), py::arg("cutoff"), py::arg("tail_correction"),
              py::arg("rng_state"), py::arg("step_size"), py::arg("neighbor_list"), py::arg("neighbor_skin"),
-             py::arg("place"))
+             py::arg("place"), py::arg("pair_cache"))
         .def("randomize", &Sampler::randomize)
         .def_property("positions", &positionsArray, &setPositions)
         .def("run", &Sampler::run, py::arg("sweeps"), py::call_guard<py::gil_scoped_release>())
@@ -94,6 +94,7 @@ void exportSampler(py::module_& m) {
         .def("set_counters", &Sampler::setCounters, py::arg("attempted"), py::arg("accepted"))
         .def_property("rng_state", &Sampler::rngState, &Sampler::setRngState)
         .def_property_readonly("uses_neighbor_list", &Sampler::usesNeighborList)
+        .def_property_readonly("uses_pair_cache", &Sampler::usesPairCache)
         .def_property_readonly("neighbor_skin", &Sampler::neighborSkin)
         .def_property_readonly("neighbor_rebuilds", &Sampler::neighborRebuilds)
         .def_property_readonly("exact_fallbacks", &Sampler::exactFallbacks)

@@ -38,10 +38,17 @@ struct PairSums {
 };
 
 using PairSumsFn = PairSums (*)(const KernelArgs&);
+// Pair energies at newPos stored per entry in out[0, paddedSize(count)); returns their sum, bit-identical to
+// PairSums::newSum of the same arguments.
+using PairEnergiesFn = double (*)(const KernelArgs&, double* out);
+// Sum of v[0, paddedSize(count)) in the kernels' lane order: for cached pair energies it reproduces oldSum.
+using LaneSumFn = double (*)(const double* v, std::int64_t count);
 
 // Variant index: [dim == 3][periodic].
 struct KernelTable {
     PairSumsFn pairSums[2][2];
+    PairEnergiesFn pairEnergies[2][2];
+    LaneSumFn laneSum;
     const char* name;
 };
 

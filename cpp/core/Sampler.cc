@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <type_traits>
 #include <stdexcept>
 
 namespace vaepipe {
@@ -20,7 +21,7 @@ constexpr int kInsertionAttempts = 1000;
 }  // namespace
 
 Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double stepSize,
-                 NeighborMode neighborMode, double neighborSkin, bool place)
+                 NeighborMode neighborMode, double neighborSkin, bool place, bool allowPairCache)
     : m_params(params),
       m_rng(rngState),
       m_stepSize(0.0),
@@ -39,7 +40,11 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     m_tail = m_params.tailEnergy();
     // Captured once: the table is chosen at construction, under the GIL, never from worker threads.
     const KernelTable& table = activeKernels();
-    m_kernel = table.pairSums[m_dim == 3 ? 1 : 0][m_params.boundary == Boundary::Periodic ? 1 : 0];
+    const int d3 = m_dim == 3 ? 1 : 0;
+    const int per = m_params.boundary == Boundary::Periodic ? 1 : 0;
+    m_kernel = table.pairSums[d3][per];
+    m_pairEnergies = table.pairEnergies[d3][per];
+    m_laneSum = table.laneSum;
     m_kernelName = table.name;
 
     // NaN padding keeps the kernel's tail lanes out of the sums (see Kernel.h), with one extra block because
@@ -64,7 +69,32 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     } else {
         m_useList = neighborMode == NeighborMode::On;
     }
+    m_useCache = allowPairCache && !m_useList && m_n <= kMaxCachedParticles;
+    if (m_useCache) {
+        m_stride = paddedSize(m_n);
+        m_pairCache.assign(m_n * m_stride, 0.0);
+        m_newPair.assign(m_stride, 0.0);
+    }
     if (place) randomize();
+}
+
+void Sampler::fillPairCache() {
+    KernelArgs a{};
+    a.x = m_x.data();
+    a.y = m_y.data();
+    a.z = m_z.data();
+    a.count = m_n;
+    a.boxLength = m_params.boxLength;
+    a.cutoff2 = m_cutoff2;
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        a.newPos[0] = m_x[i];
+        a.newPos[1] = m_y[i];
+        a.newPos[2] = m_z[i];
+        const double saved = m_x[i];
+        m_x[i] = std::numeric_limits<double>::quiet_NaN();
+        m_pairEnergies(a, m_pairCache.data() + i * m_stride);
+        m_x[i] = saved;
+    }
 }
 
 void Sampler::setStepSize(double stepSize) {
@@ -226,6 +256,7 @@ std::vector<double> Sampler::positions() const {
 void Sampler::afterPositionsChanged() {
     m_energy = recomputeEnergy() - m_tail;
     if (m_useList) m_list.markDirty();
+    if (m_useCache) fillPairCache();
 }
 
 double Sampler::recomputeEnergy() const {
@@ -292,7 +323,7 @@ void Sampler::rebuildNeighborList() {
 
 // The move loop is compiled per (dimension, boundary, neighbour list) so that none of these is a branch in the
 // hot path.
-template <int Dim, bool Periodic, bool UseList>
+template <int Dim, bool Periodic, bool UseList, bool UseCache>
 void Sampler::moves(std::int64_t count) {
     const double L = m_params.boxLength;
     const double step = m_stepSize;
@@ -301,16 +332,18 @@ void Sampler::moves(std::int64_t count) {
     const double halfSkin2 = 0.25 * m_skin * m_skin;
     const auto n = static_cast<std::uint64_t>(m_n);
     double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    // A local copy keeps the generator's state in registers instead of reloading it through `this`.
+    Rng rng = m_rng;
 
     for (std::int64_t m = 0; m < count; ++m) {
         if constexpr (UseList) {
             if (m_list.dirty()) rebuildNeighborList();
         }
-        const auto i = static_cast<std::int64_t>(m_rng.below(n));
+        const auto i = static_cast<std::int64_t>(rng.below(n));
         double oldPos[3] = {m_x[i], m_y[i], m_z[i]};
         double newPos[3] = {oldPos[0], oldPos[1], oldPos[2]};
         for (int k = 0; k < Dim; ++k) {
-            double v = oldPos[k] + m_rng.uniform(-step, step);
+            double v = oldPos[k] + rng.uniform(-step, step);
             if constexpr (Periodic) {
                 if (v < 0.0) v += L;
                 if (v >= L) v -= L;
@@ -324,7 +357,23 @@ void Sampler::moves(std::int64_t count) {
 
         PairSums sums;
         bool farFromBuild = false;
-        if constexpr (UseList) {
+        if constexpr (UseCache) {
+            KernelArgs a{};
+            a.x = m_x.data();
+            a.y = m_y.data();
+            a.z = m_z.data();
+            a.count = m_n;
+            a.newPos[0] = newPos[0];
+            a.newPos[1] = newPos[1];
+            a.newPos[2] = newPos[2];
+            a.boxLength = L;
+            a.cutoff2 = m_cutoff2;
+            const double saved = m_x[i];
+            m_x[i] = std::numeric_limits<double>::quiet_NaN();
+            sums.newSum = m_pairEnergies(a, m_newPair.data());
+            m_x[i] = saved;
+            sums.oldSum = m_laneSum(m_pairCache.data() + i * m_stride, m_n);
+        } else if constexpr (UseList) {
             farFromBuild = m_list.displacement2(i, newPos, Dim, L, Periodic) > halfSkin2;
             // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.
             if (farFromBuild) {
@@ -339,15 +388,22 @@ void Sampler::moves(std::int64_t count) {
         const double dU = (sums.newSum - sums.oldSum) + fourGamma * (newPos[Dim - 1] - oldPos[Dim - 1]);
 
         // Metropolis: accept with probability min(1, exp(-dU/T)). A NaN dU fails both tests and is rejected.
-        if (dU <= 0.0 || m_rng.uniform() < std::exp(-beta * dU)) {
+        if (dU <= 0.0 || rng.uniform() < std::exp(-beta * dU)) {
             for (int k = 0; k < Dim; ++k) coord[k][i] = newPos[k];
             m_energy += dU;
             ++m_accepted;
+            if constexpr (UseCache) {
+                const double* __restrict fresh = m_newPair.data();
+                double* __restrict cache = m_pairCache.data();
+                std::copy(fresh, fresh + m_stride, cache + i * m_stride);
+                for (std::int64_t j = 0; j < m_n; ++j) cache[j * m_stride + i] = fresh[j];
+            }
             if constexpr (UseList) {
                 if (farFromBuild) m_list.markDirty();
             }
         }
     }
+    m_rng = rng;
     m_attempted += static_cast<std::uint64_t>(count);
 }
 
@@ -355,18 +411,24 @@ void Sampler::run(std::int64_t sweeps) {
     if (sweeps < 0) throw std::invalid_argument("sweeps must be >= 0");
     const std::int64_t count = sweeps * m_n;
     const bool periodic = m_params.boundary == Boundary::Periodic;
+    // Three modes: neighbour list, pair-energy cache, or plain all pairs (large N without a useful cutoff).
+    auto dispatch = [&](auto dim, auto per) {
+        constexpr int D = decltype(dim)::value;
+        constexpr bool P = decltype(per)::value;
+        if (m_useList) {
+            moves<D, P, true, false>(count);
+        } else if (m_useCache) {
+            moves<D, P, false, true>(count);
+        } else {
+            moves<D, P, false, false>(count);
+        }
+    };
     if (m_dim == 3) {
-        if (periodic) {
-            m_useList ? moves<3, true, true>(count) : moves<3, true, false>(count);
-        } else {
-            m_useList ? moves<3, false, true>(count) : moves<3, false, false>(count);
-        }
+        periodic ? dispatch(std::integral_constant<int, 3>{}, std::true_type{})
+                 : dispatch(std::integral_constant<int, 3>{}, std::false_type{});
     } else {
-        if (periodic) {
-            m_useList ? moves<2, true, true>(count) : moves<2, true, false>(count);
-        } else {
-            m_useList ? moves<2, false, true>(count) : moves<2, false, false>(count);
-        }
+        periodic ? dispatch(std::integral_constant<int, 2>{}, std::true_type{})
+                 : dispatch(std::integral_constant<int, 2>{}, std::false_type{});
     }
 }
 

@@ -17,7 +17,8 @@ enum class NeighborMode { Auto, On, Off };
 class Sampler {
 public:
     Sampler(const SystemParams& params, const Rng::State& rngState, double stepSize,
-            NeighborMode neighborMode = NeighborMode::Auto, double neighborSkin = 1.2, bool place = true);
+            NeighborMode neighborMode = NeighborMode::Auto, double neighborSkin = 1.2, bool place = true,
+            bool allowPairCache = true);
 
     const SystemParams& params() const { return m_params; }
 
@@ -59,6 +60,7 @@ public:
     void setRngState(const Rng::State& state) { m_rng.setState(state); }
 
     bool usesNeighborList() const { return m_useList; }
+    bool usesPairCache() const { return m_useCache; }
     double neighborSkin() const { return m_skin; }
     std::uint64_t neighborRebuilds() const { return m_list.rebuilds(); }
     // Trial moves priced by all pairs because they left the list's skin.
@@ -71,10 +73,13 @@ public:
     static constexpr double kMinSeparation = 0.9;
     // Smallest lattice spacing the fallback accepts, in sigma.
     static constexpr double kMinLatticeSpacing = 0.8;
+    // Largest N for the pair-energy cache (N^2 doubles: 8 MB at this size).
+    static constexpr std::int64_t kMaxCachedParticles = 1024;
 
 private:
-    template <int Dim, bool Periodic, bool UseList>
+    template <int Dim, bool Periodic, bool UseList, bool UseCache>
     void moves(std::int64_t count);
+    void fillPairCache();
     void rebuildNeighborList();
     void placeOnLattice();
     bool placeRandomly();
@@ -90,6 +95,8 @@ private:
     double m_cutoff2;
     double m_tail;
     PairSumsFn m_kernel;
+    PairEnergiesFn m_pairEnergies;
+    LaneSumFn m_laneSum;
     const char* m_kernelName;
 
     // Structure of arrays, NaN-padded to a multiple of kLanes plus one block; z is kept (zeros) in 2D so the
@@ -99,6 +106,14 @@ private:
     double m_energy = 0.0;  // pair + gravity, without the constant tail correction
     std::uint64_t m_attempted = 0;
     std::uint64_t m_accepted = 0;
+
+    // All-pairs systems small enough keep every pair energy (row-major, rows padded to m_stride, zeros
+    // beyond N and on the diagonal). A move then computes only the new pair energies; the old sum is a lane
+    // sum of the particle's row, bit-identical to recomputing it, so the trajectory is the same either way.
+    bool m_useCache = false;
+    std::int64_t m_stride = 0;
+    std::vector<double> m_pairCache;
+    std::vector<double> m_newPair;
 
     bool m_useList = false;
     double m_skin;
