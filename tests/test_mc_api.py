@@ -46,6 +46,12 @@ BULK = dict(n_particles=500, box_length=(500 / 0.776) ** (1 / 3), temperature=0.
     (dict(positions=np.full((30, 3), np.nan)), r"finite"),
     (dict(neighbor_list="maybe"), r"neighbor_list='maybe'"),
     (dict(neighbor_list="on"), r"neighbor_list='on' .*without a cutoff"),
+    (dict(pair_cache="no"), r"pair_cache='no' .*True or False"),
+    (dict(dim=3.0), r"dim=3.0 .*2 or 3"),
+    (dict(boundary=np.array("reflect")), r"boundary=array\('reflect'"),
+    (dict(n_particles=2**31), r"n_particles=2147483648 .*at most"),
+    (dict(positions=np.array([[1.0, 1.0, 1.0]] * 2 + [[3.0, 3.0, 3.0]] * 28)),
+     r"particles 0 and 1 are 0 sigma apart.*not finite"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -68,6 +74,29 @@ def test_bad_run_arguments_and_setters():
         s.tune_step_size(10, target_acceptance=1.5)
     with pytest.raises(ValueError, match="get_state"):
         s.set_state({"positions": s.positions})
+
+
+def test_failed_placement_and_bad_positions_leave_the_sampler_unchanged():
+    # 60 particles on a 4^3 lattice of spacing 0.75 in a 3-sigma box: valid, but too dense to place anew.
+    grid = (np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3)[:60] + 0.5) * 0.75
+    s = Sampler(n_particles=60, box_length=3.0, temperature=1.0, positions=grid, seed=1)
+    before = s.positions, s.energy
+    with pytest.raises(ValueError, match="cannot be placed"):
+        s.randomize()
+    with pytest.raises(ValueError, match="particles 0 and 1 .*not finite"):
+        s.positions = np.vstack([grid[:1], grid[:1], grid[2:]])
+    assert np.array_equal(s.positions, before[0]) and s.energy == before[1] == s.recompute_energy()
+
+
+def test_escaping_a_near_overlap_keeps_the_bookkeeping_exact():
+    p = np.array([[2.0, 2.0, 2.0], [2.3, 2.0, 2.0], [4.0, 4.0, 4.0]])  # U ~ 4 * 0.3^-12 = 7.5e6
+    s = Sampler(n_particles=3, box_length=5.0, temperature=1.0, positions=p, seed=2)
+    s.run(200)
+    assert s.energy == pytest.approx(s.recompute_energy(), rel=1e-10, abs=1e-10)
+
+
+def test_potential_energy_of_an_empty_batch():
+    assert potential_energy(np.empty((0, 5, 3)), 5.0).shape == (0,)
 
 
 def test_potential_energy_bad_input():
@@ -234,18 +263,32 @@ def test_run_trace_records_every_interval():
 
 # --- state and tuning ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("system", [SEED_SYSTEM, BULK], ids=["all-pairs", "neighbor-list"])
-def test_get_state_set_state_resumes_exactly(system):
+@pytest.mark.parametrize("system", [SEED_SYSTEM, BULK, {**BULK, "neighbor_list": "off"}],
+                         ids=["all-pairs-cache", "neighbor-list-tail", "all-pairs-periodic"])
+def test_get_state_set_state_resumes_bit_for_bit(system):
     whole = Sampler(**system, seed=21)
     whole.run(40)
     first = Sampler(**system, seed=21)
-    first.run(20)
+    first.run(23)
     state = first.get_state()
     resumed = Sampler(**system, seed=999).set_state(state)
-    resumed.run(20)
-    assert np.array_equal(resumed.positions, whole.positions)
+    resumed.run(17)
+    assert resumed.positions.tobytes() == whole.positions.tobytes()
     assert (resumed.attempted, resumed.accepted) == (whole.attempted, whole.accepted)
-    assert resumed.energy == pytest.approx(whole.energy, rel=1e-12)
+    assert resumed.energy == whole.energy  # exactly: bookkeeping, tail correction and neighbour list restored
+
+
+def test_set_state_checks_everything_before_changing_anything():
+    s = Sampler(**SEED_SYSTEM, seed=3)
+    good = s.get_state()
+    s.run(10)
+    before = s.get_state()
+    for bad, match in [({"rng_state": [0, 0, 0, 0]}, "not all zero"), ({"rng_state": [1, 2, 3]}, "rng_state"),
+                       ({"attempted": -1}, "attempted"), ({"step_size": 0.0}, "step_size")]:
+        with pytest.raises(ValueError, match=match):
+            s.set_state({**good, **bad})
+        assert s.positions.tobytes() == before["positions"].tobytes()
+        assert s.energy == before["energy"]
 
 
 def test_tune_step_size_reaches_target_acceptance():

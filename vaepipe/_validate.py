@@ -21,6 +21,10 @@ def fail(name: str, value, expected: str, fix: str | None = None) -> None:
     raise ValueError(msg)
 
 
+# Far beyond anything a 2-core machine samples, and below the C++ core's 32-bit particle indices.
+MAX_PARTICLES = 100_000_000
+
+
 def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         fail(name, value, "a positive integer")
@@ -49,9 +53,9 @@ def system(box_length, gamma, dim, boundary, cutoff, tail_correction) -> dict:
     """Checks the model parameters common to the sampler and the energy function; returns them normalised."""
     box_length = positive_float("box_length", box_length, "sigma")
     gamma = finite_float("gamma", gamma, "dimensionless gravity strength m g sigma / (4 eps)")
-    if dim not in (2, 3) or isinstance(dim, bool):
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim not in (2, 3):
         fail("dim", dim, "2 or 3")
-    if boundary not in BOUNDARIES:
+    if not isinstance(boundary, str) or boundary not in BOUNDARIES:
         fail("boundary", boundary, f"one of {BOUNDARIES}")
     if cutoff is not None:
         cutoff = positive_float("cutoff", cutoff, "sigma, or None for no cutoff")
@@ -81,6 +85,8 @@ def positions(value, box_length: float, dim: int, n_particles: int | None = None
         fail("positions", f"<array of shape {arr.shape}>", f"{want} with dim={dim}")
     if arr.shape[-2] == 0:
         fail("positions", f"<array of shape {arr.shape}>", "at least one particle")
+    if arr.size == 0:  # an empty batch (S = 0) is valid
+        return np.ascontiguousarray(arr)
     if not np.all(np.isfinite(arr)):
         fail("positions", "<array with NaN or inf>", "finite coordinates")
     lo, hi = arr.min(), arr.max()

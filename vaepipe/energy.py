@@ -41,6 +41,8 @@ def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutof
     arr = _validate.positions(arr, p["box_length"], dim, batch=True)
     single = arr.ndim == 2
     batch = arr[None] if single else arr
+    if batch.shape[0] == 0:
+        return np.empty(0)
     cutoff_value = math.inf if p["cutoff"] is None else p["cutoff"]
     out = core().total_energies(batch, p["box_length"], p["gamma"], p["boundary"], cutoff_value,
                                 p["tail_correction"])

@@ -17,6 +17,7 @@ chunking does not change the random stream, so results are the same either way.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -92,8 +93,10 @@ class Sampler:
 
     def __init__(self, n_particles, box_length, temperature, gamma=0.0, dim=3, boundary="reflect", cutoff=None,
                  tail_correction=False, seed=0, step_size=0.2, positions=None, neighbor_list="auto",
-                 neighbor_skin=1.2, pair_cache=True):
+                 neighbor_skin=1.5, pair_cache=True):
         n_particles = _validate.positive_int("n_particles", n_particles)
+        if n_particles > _validate.MAX_PARTICLES:
+            _validate.fail("n_particles", n_particles, f"at most {_validate.MAX_PARTICLES}")
         system = _validate.system(box_length, gamma, dim, boundary, cutoff, tail_correction)
         temperature = _validate.positive_float("temperature", temperature, "eps/k")
         step_size = _validate.positive_float("step_size", step_size, "sigma")
@@ -104,6 +107,8 @@ class Sampler:
         if neighbor_list == "on" and system["cutoff"] is None:
             _validate.fail("neighbor_list", neighbor_list, "'auto' or 'off' without a cutoff")
         neighbor_skin = _validate.positive_float("neighbor_skin", neighbor_skin, "sigma")
+        if not isinstance(pair_cache, (bool, np.bool_)):
+            _validate.fail("pair_cache", pair_cache, "True or False")
         if positions is not None:
             positions = _validate.positions(positions, system["box_length"], system["dim"], n_particles)
         self._seed = seed
@@ -189,7 +194,7 @@ class Sampler:
         """
         sweeps = _validate.nonnegative_int("sweeps", sweeps)
         block = _validate.positive_int("block", block)
-        if not (isinstance(target_acceptance, (int, float)) and 0.0 < target_acceptance < 1.0):
+        if not (isinstance(target_acceptance, numbers.Real) and 0.0 < target_acceptance < 1.0):
             _validate.fail("target_acceptance", target_acceptance, "a fraction in (0, 1)")
         upper = self.box_length / 2
         done = 0
@@ -259,26 +264,50 @@ class Sampler:
         return self
 
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly: positions, energy bookkeeping, step, RNG, counters."""
+        """Everything needed to continue this run bit for bit.
+
+        positions, the energy bookkeeping (``energy`` total, ``raw_energy`` without the constant tail
+        correction), step_size, the RNG state, the move counters, and the positions at the last neighbour-list
+        build (``neighbor_reference``, None without a current list), from which the same list is rebuilt.
+        """
+        reference = self._cpp_obj.neighbor_reference
         return {
             "positions": self.positions,
             "energy": self.energy,
+            "raw_energy": self._cpp_obj.raw_energy,
             "step_size": self.step_size,
             "rng_state": np.array(self._cpp_obj.rng_state, dtype=np.uint64),
             "attempted": self.attempted,
             "accepted": self.accepted,
+            "neighbor_reference": np.asarray(reference).reshape(self.n_particles, self.dim) if reference else None,
         }
 
     def set_state(self, state: dict[str, Any]) -> "Sampler":
-        """Restore a state from :meth:`get_state` (of a sampler with the same system). Returns self."""
-        missing = {"positions", "energy", "step_size", "rng_state", "attempted", "accepted"} - set(state)
-        if missing:
-            _validate.fail("state", f"<dict without {sorted(missing)}>", "a dict from Sampler.get_state()")
-        self.positions = state["positions"]
-        self.step_size = state["step_size"]
-        self._cpp_obj.set_energy(float(state["energy"]))
-        self._cpp_obj.rng_state = [int(w) for w in np.asarray(state["rng_state"], dtype=np.uint64)]
-        self._cpp_obj.set_counters(int(state["attempted"]), int(state["accepted"]))
+        """Restore a state from :meth:`get_state` of a sampler with the same system. Returns self.
+
+        Every field is checked before anything changes, so a bad state leaves the sampler as it was.
+        """
+        required = {"positions", "raw_energy", "step_size", "rng_state", "attempted", "accepted"}
+        if not isinstance(state, dict) or required - set(state):
+            missing = sorted(required - set(state)) if isinstance(state, dict) else sorted(required)
+            _validate.fail("state", f"<{type(state).__name__} without {missing}>", "a dict from Sampler.get_state()")
+        positions = _validate.positions(state["positions"], self.box_length, self.dim, self.n_particles)
+        step_size = _validate.positive_float("state['step_size']", state["step_size"], "sigma")
+        raw_energy = _validate.finite_float("state['raw_energy']", state["raw_energy"], "eps")
+        rng = np.asarray(state["rng_state"])
+        if rng.shape != (4,) or not np.issubdtype(rng.dtype, np.integer) or rng.min() < 0 or not rng.any():
+            _validate.fail("state['rng_state']", state["rng_state"], "4 unsigned 64-bit integers, not all zero")
+        counters = [_validate.nonnegative_int(f"state[{k!r}]", int(state[k]) if isinstance(state[k], np.integer)
+                                              else state[k]) for k in ("attempted", "accepted")]
+        reference = state.get("neighbor_reference")
+        if reference is not None:
+            reference = _validate.positions(reference, self.box_length, self.dim, self.n_particles)
+        self._cpp_obj.positions = positions
+        self.step_size = step_size
+        self._cpp_obj.raw_energy = raw_energy
+        self._cpp_obj.rng_state = [int(w) for w in rng.astype(np.uint64)]
+        self._cpp_obj.set_counters(*counters)
+        self._cpp_obj.neighbor_reference = [] if reference is None else reference.ravel().tolist()
         return self
 
     # --- parameters ----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "Kernel.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -15,7 +16,23 @@ int cpuLevel() {
     return 0;
 }
 
-KernelTable g_active{};
+// Tables are built once; the active one is published through an atomic pointer, so a sampler or an energy
+// call on another thread never reads a half-written table.
+// Each level's table is built on first use only: even filling it runs code compiled for that instruction set.
+const KernelTable& table(int level) {
+    if (level == 2) {
+        static const KernelTable t = avx512::table();
+        return t;
+    }
+    if (level == 1) {
+        static const KernelTable t = avx2::table();
+        return t;
+    }
+    static const KernelTable t = sse2::table();
+    return t;
+}
+
+std::atomic<const KernelTable*> g_active{nullptr};
 
 }  // namespace
 
@@ -38,13 +55,14 @@ const KernelTable& selectKernels() {
             throw std::invalid_argument("VAEPIPE_SIMD='" + s + "' asks for instructions this CPU lacks");
         }
     }
-    g_active = want == 2 ? avx512::table() : want == 1 ? avx2::table() : sse2::table();
-    return g_active;
+    const KernelTable& chosen = table(want);
+    g_active.store(&chosen, std::memory_order_release);
+    return chosen;
 }
 
 const KernelTable& activeKernels() {
-    if (g_active.name == nullptr) selectKernels();
-    return g_active;
+    const KernelTable* t = g_active.load(std::memory_order_acquire);
+    return t != nullptr ? *t : selectKernels();
 }
 
 }  // namespace vaepipe

@@ -15,7 +15,9 @@ namespace vaepipe {
 // Accumulator lanes; also the padding multiple of coordinate arrays. 8 doubles = one AVX-512 register.
 constexpr std::int64_t kLanes = 8;
 
-inline std::int64_t paddedSize(std::int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+// constexpr (hence inline) but also static: each translation unit keeps its own copy, so the linker can never
+// pick the one compiled with AVX-512 flags for the others.
+static constexpr std::int64_t paddedSize(std::int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 // The kernel has no index masks (they stop GCC vectorising it). An entry is left out of the sums by giving it a
 // NaN coordinate: its r2 is NaN, fails the cutoff test and adds exactly zero. So the moving particle's own entry
@@ -44,11 +46,16 @@ using PairEnergiesFn = double (*)(const KernelArgs&, double* out);
 // Sum of v[0, paddedSize(count)) in the kernels' lane order: for cached pair energies it reproduces oldSum.
 using LaneSumFn = double (*)(const double* v, std::int64_t count);
 
+// dst[m] = src[idx[m]] for m < count; with `nearest`, moved to the periodic image nearest to `center`.
+using GatherFn = void (*)(const double* src, const std::int32_t* idx, std::int64_t count, double* dst,
+                          bool nearest, double center, double boxLength);
+
 // Variant index: [dim == 3][periodic].
 struct KernelTable {
     PairSumsFn pairSums[2][2];
     PairEnergiesFn pairEnergies[2][2];
     LaneSumFn laneSum;
+    GatherFn gather;
     const char* name;
 };
 

@@ -37,6 +37,8 @@ std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, s
                          std::int64_t end, const double* p, int dim, double boxLength, bool periodic, double range2,
                          std::int32_t self, double* __restrict dist, std::int32_t* __restrict out,
                          std::int64_t count) {
+    // `periodic` here asks for the minimum image per pair; the cell scan instead shifts p to the image that
+    // matches each wrapped run of cells and passes false, which saves the wrap arithmetic.
     const std::int64_t len = end - begin;
     const double half = 0.5 * boxLength;
     const double* __restrict cx = sorted[0] + begin;
@@ -138,35 +140,42 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
         if (static_cast<std::int64_t>(m_indices.size()) < stored + n) m_indices.resize(2 * (stored + n));
         for (int dz = -zReach; dz <= zReach; ++dz) {
             for (int dy = -reach; dy <= reach; ++dy) {
+                // Query point shifted to the periodic image that the neighbour cells across a wall see.
+                double q[3] = {p[0], p[1], p[2]};
                 std::int64_t cy = ci[1] + dy;
                 std::int64_t cz = ci[2] + dz;
                 if (cy < 0 || cy >= nc || cz < 0 || cz >= nc) {
                     if (!periodic) continue;
+                    if (cy < 0) q[1] += boxLength;
+                    if (cy >= nc) q[1] -= boxLength;
+                    if (cz < 0) q[2] += boxLength;
+                    if (cz >= nc) q[2] -= boxLength;
                     cy = (cy + nc) % nc;
                     cz = (cz + nc) % nc;
                 }
                 // The x-neighbours of a cell are consecutive cells, hence one contiguous run of the sorted
                 // arrays, split in two where the periodic box wraps.
                 const std::int64_t row = (dim == 3 ? cz * nc + cy : cy) * nc;
-                std::int64_t lo = ci[0] - reach;
-                std::int64_t hi = ci[0] + reach;
-                std::int64_t runs[2][2] = {{std::max<std::int64_t>(lo, 0), std::min<std::int64_t>(hi, nc - 1)},
-                                           {0, -1}};
-                int numRuns = 1;
+                const std::int64_t lo = ci[0] - reach;
+                const std::int64_t hi = ci[0] + reach;
+                std::int64_t first[2] = {std::max<std::int64_t>(lo, 0), 0};
+                std::int64_t last[2] = {std::min<std::int64_t>(hi, nc - 1), -1};
+                double qx[2] = {q[0], q[0]};
                 if (periodic && lo < 0) {
-                    runs[0][0] = 0;
-                    runs[1][0] = lo + nc;
-                    runs[1][1] = nc - 1;
-                    numRuns = 2;
+                    first[1] = lo + nc;
+                    last[1] = nc - 1;
+                    qx[1] = q[0] + boxLength;
                 } else if (periodic && hi >= nc) {
-                    runs[0][1] = nc - 1;
-                    runs[1][0] = 0;
-                    runs[1][1] = hi - nc;
-                    numRuns = 2;
+                    first[1] = 0;
+                    last[1] = hi - nc;
+                    qx[1] = q[0] - boxLength;
                 }
-                for (int r = 0; r < numRuns; ++r) {
-                    stored = appendClose(sorted, ids.data(), cellStart[row + runs[r][0]],
-                                         cellStart[row + runs[r][1] + 1], p, dim, boxLength, periodic, range2,
+                for (int r = 0; r < 2; ++r) {
+                    if (last[r] < first[r]) continue;
+                    const double qr[3] = {qx[r], q[1], q[2]};
+                    // With one cell (reach 0) there is no shift to apply: the pairs need the minimum image.
+                    stored = appendClose(sorted, ids.data(), cellStart[row + first[r]], cellStart[row + last[r] + 1],
+                                         qr, dim, boxLength, periodic && reach == 0, range2,
                                          static_cast<std::int32_t>(i), dist.data(), m_indices.data(), stored);
                 }
             }

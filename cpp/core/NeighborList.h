@@ -28,6 +28,7 @@ public:
     double displacement2(std::int64_t i, const double* pos, int dim, double boxLength, bool periodic) const;
 
     bool dirty() const { return m_dirty; }
+    const std::vector<double>& reference() const { return m_ref; }
     void markDirty() { m_dirty = true; }
     std::uint64_t rebuilds() const { return m_rebuilds; }
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 
 namespace vaepipe {
 
@@ -12,10 +13,10 @@ class Rng {
 public:
     using State = std::array<std::uint64_t, 4>;
 
-    explicit Rng(const State& state) : m_s(state) {}
+    explicit Rng(const State& state) : m_s(check(state)) {}
 
     const State& state() const { return m_s; }
-    void setState(const State& state) { m_s = state; }
+    void setState(const State& state) { m_s = check(state); }
 
     std::uint64_t next() {
         const std::uint64_t result = rotl(m_s[1] * 5, 7) * 9;
@@ -50,6 +51,14 @@ public:
     }
 
 private:
+    // The all-zero state is xoshiro's one fixed point: it would return 0 for ever (and hang `below`).
+    static const State& check(const State& state) {
+        if ((state[0] | state[1] | state[2] | state[3]) == 0) {
+            throw std::invalid_argument("rng_state must not be all zeros (xoshiro256** would emit only zeros)");
+        }
+        return state;
+    }
+
     static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
     State m_s;

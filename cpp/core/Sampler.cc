@@ -43,6 +43,8 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     const int d3 = m_dim == 3 ? 1 : 0;
     const int per = m_params.boundary == Boundary::Periodic ? 1 : 0;
     m_kernel = table.pairSums[d3][per];
+    m_openKernel = table.pairSums[d3][0];
+    m_gather = table.gather;
     m_pairEnergies = table.pairEnergies[d3][per];
     m_laneSum = table.laneSum;
     m_kernelName = table.name;
@@ -107,7 +109,7 @@ void Sampler::setStepSize(double stepSize) {
     m_stepSize = stepSize;
 }
 
-bool Sampler::placeRandomly() {
+bool Sampler::placeRandomly(std::vector<double>& out) {
     const double L = m_params.boxLength;
     const bool periodic = m_params.boundary == Boundary::Periodic;
     const double min2 = kMinSeparation * kMinSeparation;
@@ -116,7 +118,8 @@ bool Sampler::placeRandomly() {
     const std::int64_t numCells = m_dim == 3 ? nc * nc * nc : nc * nc;
     std::vector<std::vector<std::int64_t>> cells(numCells);
     auto cellCoord = [&](double v) { return std::clamp<std::int64_t>(static_cast<std::int64_t>(v * nc / L), 0, nc - 1); };
-    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    const int dim = m_dim;
+    auto coordOf = [&](std::int64_t j, int k) { return out[j * dim + k]; };
 
     for (std::int64_t i = 0; i < m_n; ++i) {
         bool placed = false;
@@ -145,7 +148,7 @@ bool Sampler::placeRandomly() {
                         for (std::int64_t j : cells[cell]) {
                             double d2 = 0.0;
                             for (int k = 0; k < m_dim; ++k) {
-                                double d = p[k] - coord[k][j];
+                                double d = p[k] - coordOf(j, k);
                                 if (periodic) d -= L * std::nearbyint(d / L);
                                 d2 += d * d;
                             }
@@ -163,7 +166,7 @@ bool Sampler::placeRandomly() {
                 for (std::int64_t j = 0; j < i && !clash; ++j) {
                     double d2 = 0.0;
                     for (int k = 0; k < m_dim; ++k) {
-                        double d = p[k] - coord[k][j];
+                        double d = p[k] - coordOf(j, k);
                         if (periodic) d -= L * std::nearbyint(d / L);
                         d2 += d * d;
                     }
@@ -171,7 +174,7 @@ bool Sampler::placeRandomly() {
                 }
             }
             if (!clash) {
-                for (int k = 0; k < m_dim; ++k) coord[k][i] = p[k];
+                for (int k = 0; k < m_dim; ++k) out[i * dim + k] = p[k];
                 std::int64_t cell = 0;
                 for (int k = m_dim - 1; k >= 0; --k) cell = cell * nc + c[k];
                 cells[cell].push_back(i);
@@ -183,7 +186,7 @@ bool Sampler::placeRandomly() {
     return true;
 }
 
-void Sampler::placeOnLattice() {
+void Sampler::placeOnLattice(std::vector<double>& out) {
     const double L = m_params.boxLength;
     auto perSide = static_cast<std::int64_t>(std::ceil(std::pow(static_cast<double>(m_n), 1.0 / m_dim) - 1e-9));
     std::int64_t sites = 1;
@@ -201,20 +204,21 @@ void Sampler::placeOnLattice() {
             << " particles fit; use fewer particles or a larger box";
         throw std::invalid_argument(msg.str());
     }
-    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
     // The height (last coordinate) varies slowest, so a partly filled lattice fills from the floor up.
     for (std::int64_t i = 0; i < m_n; ++i) {
         std::int64_t rest = i;
         for (int k = 0; k < m_dim; ++k) {
-            coord[k][i] = (static_cast<double>(rest % perSide) + 0.5) * spacing;
+            out[i * m_dim + k] = (static_cast<double>(rest % perSide) + 0.5) * spacing;
             rest /= perSide;
         }
     }
 }
 
 void Sampler::randomize() {
-    if (!placeRandomly()) placeOnLattice();
-    afterPositionsChanged();
+    // Placed into a scratch copy: if even the lattice cannot hold N, the sampler keeps its configuration.
+    std::vector<double> placed(m_n * m_dim, 0.0);
+    if (!placeRandomly(placed)) placeOnLattice(placed);
+    commitPositions(placed);
 }
 
 void Sampler::setPositions(const std::vector<double>& rowMajor) {
@@ -224,24 +228,60 @@ void Sampler::setPositions(const std::vector<double>& rowMajor) {
         throw std::invalid_argument(msg.str());
     }
     const double L = m_params.boxLength;
-    for (std::size_t v = 0; v < rowMajor.size(); ++v) {
-        if (!(rowMajor[v] >= 0.0 && rowMajor[v] <= L)) {
+    std::vector<double> p(rowMajor);
+    for (std::size_t v = 0; v < p.size(); ++v) {
+        if (!(p[v] >= 0.0 && p[v] <= L)) {
             std::ostringstream msg;
-            msg << "positions[" << v / m_dim << ", " << v % m_dim << "] = " << rowMajor[v]
-                << " is outside the box [0, " << L << "]";
+            msg << "positions[" << v / m_dim << ", " << v % m_dim << "] = " << p[v] << " is outside the box [0, "
+                << L << "]";
             throw std::invalid_argument(msg.str());
         }
+        // The periodic box is half-open; L is the same point as 0.
+        if (m_params.boundary == Boundary::Periodic && p[v] >= L) p[v] -= L;
     }
-    double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    commitPositions(p);
+}
+
+void Sampler::commitPositions(const std::vector<double>& rowMajor) {
+    // Checked on a copy first, so a rejected configuration leaves the sampler as it was.
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> x(m_x.size(), nan), y(m_y.size(), nan), z(m_z.size(), m_dim == 3 ? nan : 0.0);
+    if (m_dim == 2) std::fill(z.begin() + m_n, z.end(), nan);
+    double* coord[3] = {x.data(), y.data(), z.data()};
     for (std::int64_t i = 0; i < m_n; ++i) {
-        for (int k = 0; k < m_dim; ++k) {
-            double v = rowMajor[i * m_dim + k];
-            // The periodic box is half-open; L is the same point as 0.
-            if (m_params.boundary == Boundary::Periodic && v >= L) v -= L;
-            coord[k][i] = v;
-        }
+        for (int k = 0; k < m_dim; ++k) coord[k][i] = rowMajor[i * m_dim + k];
     }
-    afterPositionsChanged();
+    const double pair = pairEnergy(m_kernel, x.data(), y.data(), z.data(), m_n, m_params.boxLength, m_cutoff2);
+    if (!std::isfinite(pair)) {
+        // Find the offending pair for the message; this only runs on the error path.
+        std::int64_t bi = 0, bj = 1;
+        double best = std::numeric_limits<double>::infinity();
+        for (std::int64_t i = 0; i < m_n; ++i) {
+            for (std::int64_t j = i + 1; j < m_n; ++j) {
+                double d2 = 0.0;
+                for (int k = 0; k < m_dim; ++k) {
+                    double d = coord[k][i] - coord[k][j];
+                    if (m_params.boundary == Boundary::Periodic) d -= m_params.boxLength * std::nearbyint(d / m_params.boxLength);
+                    d2 += d * d;
+                }
+                if (d2 < best) {
+                    best = d2;
+                    bi = i;
+                    bj = j;
+                }
+            }
+        }
+        std::ostringstream msg;
+        msg << "positions of particles " << bi << " and " << bj << " are " << std::sqrt(best)
+            << " sigma apart, so the LJ energy is not finite; separate overlapping particles";
+        throw std::invalid_argument(msg.str());
+    }
+    m_x.swap(x);
+    m_y.swap(y);
+    m_z.swap(z);
+    m_energy = pair + gravityEnergy(m_dim == 3 ? m_z.data() : m_y.data(), m_n, m_params.gamma);
+    if (m_useList) m_list.markDirty();
+    if (m_useCache) fillPairCache();
 }
 
 std::vector<double> Sampler::positions() const {
@@ -251,12 +291,6 @@ std::vector<double> Sampler::positions() const {
         for (int k = 0; k < m_dim; ++k) out[i * m_dim + k] = coord[k][i];
     }
     return out;
-}
-
-void Sampler::afterPositionsChanged() {
-    m_energy = recomputeEnergy() - m_tail;
-    if (m_useList) m_list.markDirty();
-    if (m_useCache) fillPairCache();
 }
 
 double Sampler::recomputeEnergy() const {
@@ -288,31 +322,59 @@ PairSums Sampler::pairSumsNeighbors(std::int64_t i, const double* oldPos, const 
     const std::int64_t b = m_list.begin(i);
     const std::int64_t count = m_list.end(i) - b;
     const std::int32_t* idx = m_list.indices() + b;
-    for (std::int64_t m = 0; m < count; ++m) {
-        const std::int32_t j = idx[m];
-        m_gx[m] = m_x[j];
-        m_gy[m] = m_y[j];
-        m_gz[m] = m_z[j];
+    const double L = m_params.boxLength;
+    // Periodic: gather the neighbours as their images nearest the old position, and put the trial position
+    // next to the old one, so the kernel needs no minimum image (about half its work). A pair inside the cutoff
+    // at the trial position has every coordinate difference below cutoff + step <= L/2 at the old position, so
+    // the image nearest the old position is the one that counts; pairs beyond the cutoff add 0 whichever image
+    // is used. With a larger step the periodic kernel takes the minimum image pair by pair.
+    const bool unwrap = m_params.boundary == Boundary::Periodic && m_params.cutoff + m_stepSize <= 0.5 * L;
+    const double* src[3] = {m_x.data(), m_y.data(), m_z.data()};
+    double* dst[3] = {m_gx.data(), m_gy.data(), m_gz.data()};
+    KernelArgs a{};
+    for (int k = 0; k < m_dim; ++k) {
+        m_gather(src[k], idx, count, dst[k], unwrap, oldPos[k], L);
+        a.oldPos[k] = oldPos[k];
+        const double d = newPos[k] - oldPos[k];
+        a.newPos[k] = !unwrap ? newPos[k] : d > 0.5 * L ? newPos[k] - L : d < -0.5 * L ? newPos[k] + L : newPos[k];
     }
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (std::int64_t m = count; m < paddedSize(count); ++m) m_gx[m] = nan;
-    KernelArgs a{};
     a.x = m_gx.data();
     a.y = m_gy.data();
     a.z = m_gz.data();
     a.count = count;
-    for (int k = 0; k < 3; ++k) {
-        a.oldPos[k] = oldPos[k];
-        a.newPos[k] = newPos[k];
-    }
-    a.boxLength = m_params.boxLength;
+    a.boxLength = L;
     a.cutoff2 = m_cutoff2;
-    return m_kernel(a);
+    return unwrap ? m_openKernel(a) : m_kernel(a);
 }
 
-void Sampler::rebuildNeighborList() {
-    m_list.build(m_x.data(), m_y.data(), m_z.data(), m_n, m_dim, m_params.boxLength,
-                 m_params.boundary == Boundary::Periodic, m_params.cutoff + m_skin);
+std::vector<double> Sampler::neighborReference() const {
+    return m_useList && !m_list.dirty() ? m_list.reference() : std::vector<double>{};
+}
+
+void Sampler::setNeighborReference(const std::vector<double>& rowMajor) {
+    if (!m_useList) return;
+    if (rowMajor.empty()) {
+        m_list.markDirty();
+        return;
+    }
+    if (static_cast<std::int64_t>(rowMajor.size()) != m_n * m_dim) {
+        throw std::invalid_argument("neighbor reference must have n_particles * dim values");
+    }
+    std::vector<double> x(m_n), y(m_n), z(m_n, 0.0);
+    double* coord[3] = {x.data(), y.data(), z.data()};
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        for (int k = 0; k < m_dim; ++k) coord[k][i] = rowMajor[i * m_dim + k];
+    }
+    buildNeighborList(x.data(), y.data(), z.data());
+}
+
+void Sampler::rebuildNeighborList() { buildNeighborList(m_x.data(), m_y.data(), m_z.data()); }
+
+void Sampler::buildNeighborList(const double* x, const double* y, const double* z) {
+    m_list.build(x, y, z, m_n, m_dim, m_params.boxLength, m_params.boundary == Boundary::Periodic,
+                 m_params.cutoff + m_skin);
     const std::int64_t cap = paddedSize(m_list.maxCount());
     if (static_cast<std::int64_t>(m_gx.size()) < cap) {
         m_gx.assign(cap, 0.0);
@@ -392,6 +454,9 @@ void Sampler::moves(std::int64_t count) {
             for (int k = 0; k < Dim; ++k) coord[k][i] = newPos[k];
             m_energy += dU;
             ++m_accepted;
+            // Escaping a near-overlap subtracts two huge numbers; the running sum would keep their rounding
+            // error for ever, so start it afresh (depends only on the trajectory, hence reproducible).
+            if (!(std::abs(dU) < kResyncEnergy)) m_energy = recomputeEnergy() - m_tail;
             if constexpr (UseCache) {
                 const double* __restrict fresh = m_newPair.data();
                 double* __restrict cache = m_pairCache.data();

@@ -17,7 +17,7 @@ enum class NeighborMode { Auto, On, Off };
 class Sampler {
 public:
     Sampler(const SystemParams& params, const Rng::State& rngState, double stepSize,
-            NeighborMode neighborMode = NeighborMode::Auto, double neighborSkin = 1.2, bool place = true,
+            NeighborMode neighborMode = NeighborMode::Auto, double neighborSkin = 1.5, bool place = true,
             bool allowPairCache = true);
 
     const SystemParams& params() const { return m_params; }
@@ -43,8 +43,13 @@ public:
     double energy() const { return m_energy + m_tail; }
     // The same from scratch, summed in a fixed order that does not depend on the run's history.
     double recomputeEnergy() const;
-    // For exact restarts: restore the bookkeeping value saved with a state (tail correction included).
-    void setEnergy(double total) { m_energy = total - m_tail; }
+    // For exact restarts: the bookkeeping value without the constant tail correction.
+    double rawEnergy() const { return m_energy; }
+    void setRawEnergy(double raw) { m_energy = raw; }
+    // Positions (row-major) at the last neighbour-list build; empty when no list is in use or it is due for a
+    // rebuild. Restoring them rebuilds the very same list, so a restart continues bit for bit.
+    std::vector<double> neighborReference() const;
+    void setNeighborReference(const std::vector<double>& rowMajor);
 
     double stepSize() const { return m_stepSize; }
     void setStepSize(double stepSize);
@@ -73,6 +78,8 @@ public:
     static constexpr double kMinSeparation = 0.9;
     // Smallest lattice spacing the fallback accepts, in sigma.
     static constexpr double kMinLatticeSpacing = 0.8;
+    // An accepted |dU| above this (eps) restarts the energy bookkeeping from scratch.
+    static constexpr double kResyncEnergy = 1e6;
     // Largest N for the pair-energy cache (N^2 doubles: 8 MB at this size).
     static constexpr std::int64_t kMaxCachedParticles = 1024;
 
@@ -81,9 +88,10 @@ private:
     void moves(std::int64_t count);
     void fillPairCache();
     void rebuildNeighborList();
-    void placeOnLattice();
-    bool placeRandomly();
-    void afterPositionsChanged();
+    void placeOnLattice(std::vector<double>& out);
+    bool placeRandomly(std::vector<double>& out);
+    void commitPositions(const std::vector<double>& rowMajor);
+    void buildNeighborList(const double* x, const double* y, const double* z);
     PairSums pairSumsAllPairs(std::int64_t i, const double* oldPos, const double* newPos);
     PairSums pairSumsNeighbors(std::int64_t i, const double* oldPos, const double* newPos);
 
@@ -95,6 +103,8 @@ private:
     double m_cutoff2;
     double m_tail;
     PairSumsFn m_kernel;
+    PairSumsFn m_openKernel;  // the same without the minimum image, for coordinates already unwrapped
+    GatherFn m_gather;
     PairEnergiesFn m_pairEnergies;
     LaneSumFn m_laneSum;
     const char* m_kernelName;
