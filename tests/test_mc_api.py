@@ -243,6 +243,21 @@ def test_pair_cache_gives_the_same_trajectory_bit_for_bit(system):
     assert cached.energy == plain.energy
 
 
+def test_auto_neighbor_list_steps_aside_for_a_dilute_gas():
+    """A step as large as the skin would send most trials past it; "auto" then moves over all pairs."""
+    gas = dict(BULK, box_length=(500 / 0.005) ** (1 / 3), step_size=10.0)
+    auto = Sampler(**gas, seed=6)
+    off = Sampler(**gas, seed=6, neighbor_list="off")
+    assert auto.uses_neighbor_list
+    auto.run(20)
+    off.run(20)
+    assert auto.neighbor_rebuilds == 0
+    assert auto.positions.tobytes() == off.positions.tobytes()
+    auto.step_size = 0.2  # a liquid-like step: the list is back, built afresh
+    auto.run(2)
+    assert auto.neighbor_rebuilds >= 1
+
+
 def test_sample_energies_are_the_energies_of_the_samples():
     s = Sampler(**SEED_SYSTEM, seed=9)
     positions, energies = s.sample(10, interval=5)

@@ -27,7 +27,8 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
       m_stepSize(0.0),
       m_n(params.nParticles),
       m_dim(params.dim),
-      m_skin(neighborSkin) {
+      m_skin(neighborSkin),
+      m_neighborMode(neighborMode) {
     m_params.validate();
     setStepSize(stepSize);
     if (!(neighborSkin > 0.0) || !std::isfinite(neighborSkin)) {
@@ -477,10 +478,14 @@ void Sampler::run(std::int64_t sweeps) {
     const std::int64_t count = sweeps * m_n;
     const bool periodic = m_params.boundary == Boundary::Periodic;
     // Three modes: neighbour list, pair-energy cache, or plain all pairs (large N without a useful cutoff).
+    // In "auto" mode a step that is large next to the skin (a dilute gas) sends most trials past the skin, each
+    // priced over all pairs and each accepted one forcing a rebuild: plain all pairs is far cheaper then.
+    const bool list = m_useList && (m_neighborMode != NeighborMode::Auto || m_stepSize <= 0.25 * m_skin);
+    if (m_useList && !list) m_list.markDirty();  // moves made without the list invalidate it
     auto dispatch = [&](auto dim, auto per) {
         constexpr int D = decltype(dim)::value;
         constexpr bool P = decltype(per)::value;
-        if (m_useList) {
+        if (list) {
             moves<D, P, true, false>(count);
         } else if (m_useCache) {
             moves<D, P, false, true>(count);

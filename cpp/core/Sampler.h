@@ -127,6 +127,7 @@ private:
 
     bool m_useList = false;
     double m_skin;
+    NeighborMode m_neighborMode;
     NeighborList m_list;
     std::uint64_t m_exactFallbacks = 0;
     std::vector<double> m_gx, m_gy, m_gz;  // gathered neighbour coordinates
