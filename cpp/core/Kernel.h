@@ -40,11 +40,9 @@ struct PairSums {
 };
 
 using PairSumsFn = PairSums (*)(const KernelArgs&);
-// Pair energies at newPos stored per entry in out[0, paddedSize(count)); returns their sum, bit-identical to
-// PairSums::newSum of the same arguments.
-using PairEnergiesFn = double (*)(const KernelArgs&, double* out);
-// Sum of v[0, paddedSize(count)) in the kernels' lane order: for cached pair energies it reproduces oldSum.
-using LaneSumFn = double (*)(const double* v, std::int64_t count);
+// For the pair-energy cache: new pair energies stored per entry in out[0, paddedSize(count)), newSum as
+// PairSumsFn computes it, and oldSum as the lane sum of the cached oldRow[0, paddedSize(count)) (zero-padded).
+using PairEnergiesFn = PairSums (*)(const KernelArgs&, double* out, const double* oldRow);
 
 // dst[m] = src[idx[m]] for m < count; with `nearest`, moved to the periodic image nearest to `center`.
 using GatherFn = void (*)(const double* src, const std::int32_t* idx, std::int64_t count, double* dst,
@@ -54,7 +52,6 @@ using GatherFn = void (*)(const double* src, const std::int32_t* idx, std::int64
 struct KernelTable {
     PairSumsFn pairSums[2][2];
     PairEnergiesFn pairEnergies[2][2];
-    LaneSumFn laneSum;
     GatherFn gather;
     const char* name;
 };

@@ -47,7 +47,6 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     m_openKernel = table.pairSums[d3][0];
     m_gather = table.gather;
     m_pairEnergies = table.pairEnergies[d3][per];
-    m_laneSum = table.laneSum;
     m_kernelName = table.name;
 
     // NaN padding keeps the kernel's tail lanes out of the sums (see Kernel.h), with one extra block because
@@ -95,7 +94,7 @@ void Sampler::fillPairCache() {
         a.newPos[2] = m_z[i];
         const double saved = m_x[i];
         m_x[i] = std::numeric_limits<double>::quiet_NaN();
-        m_pairEnergies(a, m_pairCache.data() + i * m_stride);
+        m_pairEnergies(a, m_pairCache.data() + i * m_stride, m_newPair.data());  // oldSum unused here
         m_x[i] = saved;
     }
 }
@@ -433,9 +432,8 @@ void Sampler::moves(std::int64_t count) {
             a.cutoff2 = m_cutoff2;
             const double saved = m_x[i];
             m_x[i] = std::numeric_limits<double>::quiet_NaN();
-            sums.newSum = m_pairEnergies(a, m_newPair.data());
+            sums = m_pairEnergies(a, m_newPair.data(), m_pairCache.data() + i * m_stride);
             m_x[i] = saved;
-            sums.oldSum = m_laneSum(m_pairCache.data() + i * m_stride, m_n);
         } else if constexpr (UseList) {
             farFromBuild = m_list.displacement2(i, newPos, Dim, L, Periodic) > halfSkin2;
             // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.
@@ -460,9 +458,19 @@ void Sampler::moves(std::int64_t count) {
             if (!(std::abs(dU) < kResyncEnergy)) m_energy = recomputeEnergy() - m_tail;
             if constexpr (UseCache) {
                 const double* __restrict fresh = m_newPair.data();
-                double* __restrict cache = m_pairCache.data();
-                std::copy(fresh, fresh + m_stride, cache + i * m_stride);
-                for (std::int64_t j = 0; j < m_n; ++j) cache[j * m_stride + i] = fresh[j];
+                double* __restrict row = m_pairCache.data() + i * m_stride;
+                for (std::int64_t j = 0; j < m_stride; ++j) row[j] = fresh[j];
+                // The column: strided single stores, unrolled because this runs on every accepted move.
+                double* __restrict column = m_pairCache.data() + i;
+                const std::int64_t stride = m_stride;
+                std::int64_t j = 0;
+                for (; j + 4 <= m_n; j += 4) {
+                    column[j * stride] = fresh[j];
+                    column[(j + 1) * stride] = fresh[j + 1];
+                    column[(j + 2) * stride] = fresh[j + 2];
+                    column[(j + 3) * stride] = fresh[j + 3];
+                }
+                for (; j < m_n; ++j) column[j * stride] = fresh[j];
             }
             if constexpr (UseList) {
                 if (farFromBuild) m_list.markDirty();

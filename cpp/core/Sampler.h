@@ -106,7 +106,6 @@ private:
     PairSumsFn m_openKernel;  // the same without the minimum image, for coordinates already unwrapped
     GatherFn m_gather;
     PairEnergiesFn m_pairEnergies;
-    LaneSumFn m_laneSum;
     const char* m_kernelName;
 
     // Structure of arrays, NaN-padded to a multiple of kLanes plus one block; z is kept (zeros) in 2D so the
