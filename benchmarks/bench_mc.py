@@ -133,6 +133,36 @@ def simd_sweep(cases, seconds, repeats, neighbor_list):
     return out
 
 
+# Sweeps per instruction-count run; the difference of two runs (k and 2k sweeps) cancels start-up and setup.
+COUNT_SWEEPS = {"a": 100_000, "b": 2000, "c": 250}
+
+
+def instructions_per_move(cases, neighbor_list):
+    """Retired instructions per trial move from `perf stat` ({case: float}), or None without a working perf.
+
+    Unlike seconds, instruction counts repeat to a fraction of a percent on a shared machine, so they show what a
+    code change did to the cost of a move when timings drown in the noise.
+    """
+    import shutil
+
+    if shutil.which("perf") is None:
+        return None
+    out = {}
+    for case in cases:
+        counts = []
+        for sweeps in (COUNT_SWEEPS[case], 2 * COUNT_SWEEPS[case]):
+            cmd = ["perf", "stat", "-x,", "-e", "instructions:u", sys.executable, __file__, "--child-count",
+                   str(sweeps), "--cases", case, "--neighbor-list", neighbor_list]
+            # A fixed hash seed keeps the interpreter's own start-up work the same in both runs.
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="0"))
+            fields = [line.split(",") for line in proc.stderr.splitlines() if "instructions" in line]
+            if proc.returncode != 0 or not fields or not fields[0][0].strip().isdigit():
+                return None
+            counts.append(int(fields[0][0]))
+        out[case] = (counts[1] - counts[0]) / (COUNT_SWEEPS[case] * CASES[case]["n_particles"])
+    return out
+
+
 def machine():
     cpu = platform.processor() or platform.machine()
     try:
@@ -157,13 +187,19 @@ def main(argv=None):
     parser.add_argument("--neighbor-list", default="auto", choices=["auto", "on", "off"],
                         help="Sampler neighbor_list for the cases with a cutoff (b, c)")
     parser.add_argument("--no-simd-sweep", action="store_true", help="skip the per-SIMD-level subprocesses")
+    parser.add_argument("--no-instructions", action="store_true", help="skip the perf instruction counts")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-count", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"--cases {args.cases!r}: unknown {unknown}; expected a subset of {sorted(CASES)}")
 
+    if args.child_count:
+        for case in cases:
+            prepared_sampler(case, args.neighbor_list).run(args.child_count)
+        return
     result = measure(cases, args.seconds, args.repeats, args.baseline_moves, args.neighbor_list)
     if args.child:
         print(json.dumps(result))
@@ -187,6 +223,16 @@ def main(argv=None):
         if case in rates:
             verdict = "meets" if rates[case] >= target else "MISSES"
             print(f"case {case}: {rates[case] / 1e6:.2f} M moves/s, {verdict} the target {target / 1e6:g} M moves/s")
+
+    if not args.no_instructions:
+        counts = instructions_per_move(cases, args.neighbor_list)
+        print()
+        if counts is None:
+            print("instructions per move: not measured (no working `perf stat` here)")
+        else:
+            print("instructions per trial move (perf stat, user space; repeatable unlike the timings):")
+            for case, count in counts.items():
+                print(f"  {case}: {count:.0f}")
 
     if not args.no_simd_sweep:
         simd_cases = [c for c in ("a", "b") if c in cases]
