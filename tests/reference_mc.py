@@ -18,7 +18,7 @@ particles). It deliberately imports nothing from vaepipe: the tests compare the 
 
 import numpy as np
 
-BOUNDARIES = ("reflect", "periodic")
+BOUNDARIES = ("reflect", "periodic", "slab")
 
 
 def pair_energy(r):
@@ -50,9 +50,12 @@ def tail_correction_per_particle(density, cutoff, dim=3):
 
 
 def separation(delta, box_length, boundary):
-    """Pair separation vectors (..., dim); periodic boxes use the minimum image."""
+    """Pair separation vectors (..., dim); periodic axes use the minimum image (slab: all but the last)."""
     if boundary == "periodic":
         return delta - box_length * np.round(delta / box_length)
+    if boundary == "slab":
+        lateral = delta[..., :-1] - box_length * np.round(delta[..., :-1] / box_length)
+        return np.concatenate([lateral, delta[..., -1:]], axis=-1)
     return delta
 
 
@@ -86,13 +89,13 @@ def lattice_positions(n_particles, box_length, dim=3):
     return grid[:n_particles].copy()
 
 
-def random_positions(n_particles, box_length, dim=3, seed=0, min_distance=0.9, max_tries=100000):
-    """Random sequential placement with no pair closer than min_distance (no minimum image), (N, dim)."""
+def random_positions(n_particles, box_length, dim=3, seed=0, min_distance=0.9, max_tries=100000, boundary="reflect"):
+    """Random sequential placement with no pair closer than min_distance (minimum image per boundary), (N, dim)."""
     rng = np.random.default_rng(seed)
     placed = []
     for _ in range(max_tries):
         x = rng.uniform(0.0, box_length, size=dim)
-        if all(np.linalg.norm(x - y) >= min_distance for y in placed):
+        if all(np.linalg.norm(separation(x - y, box_length, boundary)) >= min_distance for y in placed):
             placed.append(x)
             if len(placed) == n_particles:
                 return np.array(placed)
@@ -164,6 +167,9 @@ class ReferenceSampler:
         new = old + self.rng.uniform(-self.step_size, self.step_size, size=(self.n_replicas, self.dim))
         if self.boundary == "reflect":
             new = mirror_into_box(new, self.box_length)
+        elif self.boundary == "slab":  # wrap the horizontal axes, mirror the height
+            new = np.concatenate([np.mod(new[:, :-1], self.box_length),
+                                  mirror_into_box(new[:, -1:], self.box_length)], axis=1)
         else:
             new = np.mod(new, self.box_length)
         delta_u = self.particle_energy(i, new) - self.particle_energy(i, old)

@@ -76,6 +76,8 @@ SEMANTIC_ERRORS = [
     ({"system__boundary": "periodic", "system__cutoff": None, "state_points__gamma": [0.0]}, "system.cutoff"),
     ({"system__boundary": "periodic", "system__cutoff": 3.0, "state_points__gamma": [0.0]}, "system.cutoff"),
     ({"system__boundary": "periodic", "system__cutoff": 2.5}, "state_points.gamma"),
+    ({"system__boundary": "slab", "system__cutoff": None}, "system.cutoff"),
+    ({"system__boundary": "slab", "system__cutoff": 2.5, "system__tail_correction": True}, "system.tail_correction"),
     ({"system__tail_correction": True}, "system.tail_correction"),
     ({"system__tail_correction": True, "system__cutoff": 2.0}, "system.tail_correction"),
     ({"state_points__gamma": [0.5, 0.25, 0.5]}, "state_points.gamma"),
@@ -93,6 +95,11 @@ SEMANTIC_ERRORS = [
 def test_semantic_errors_name_the_key(defaults, changes, key):
     with pytest.raises(ValueError, match=rf"config key {key}\b.*fix:"):
         vconfig.check_config(_with(defaults, **changes))
+
+
+def test_slab_with_gravity_config_is_accepted(defaults):
+    cfg = _with(defaults, system__boundary="slab", system__cutoff=2.5)
+    assert vconfig.check_config(cfg) is cfg
 
 
 def test_periodic_bulk_config_is_accepted(defaults):

@@ -35,6 +35,8 @@ BULK = dict(n_particles=500, box_length=(500 / 0.776) ** (1 / 3), temperature=0.
     (dict(boundary="periodic", cutoff=2.0), r"gamma=0.1 .*periodic.*use boundary='reflect'"),
     (dict(boundary="periodic", gamma=0.0), r"cutoff=None .*box_length/2"),
     (dict(boundary="periodic", gamma=0.0, cutoff=3.0), r"cutoff=3.0 .*box_length/2 = 2.5"),
+    (dict(boundary="slab"), r"cutoff=None .*boundary='slab'"),
+    (dict(boundary="slab", cutoff=2.0, tail_correction=True), r"tail_correction=True .*periodic"),
     (dict(cutoff=-1.0), r"cutoff=-1.0"),
     (dict(tail_correction=True, cutoff=2.0), r"tail_correction=True .*periodic"),
     (dict(step_size=0.0), r"step_size=0.0"),
@@ -217,6 +219,34 @@ def test_incremental_energy_matches_recompute_after_long_runs(system):
     assert s.energy == pytest.approx(s.recompute_energy(), rel=1e-10, abs=1e-10)
     assert s.recompute_energy() == pytest.approx(
         potential_energy(s.positions, s.box_length, s.gamma, s.boundary, s.cutoff, s.tail_correction), rel=1e-14)
+
+
+def test_slab_is_periodic_horizontally_and_walled_in_height():
+    lj = lambda r: 4 * (r**-12 - r**-6)  # noqa: E731
+    slab = dict(box_length=5.0, boundary="slab", cutoff=2.5)
+    across_x = np.array([[0.2, 2.0, 2.0], [4.8, 2.0, 2.0]])  # 0.4 sigma apart through the side
+    across_z = np.array([[2.0, 2.0, 0.2], [2.0, 2.0, 4.8]])  # 4.6 sigma apart: floor and ceiling do not meet
+    assert potential_energy(across_x, **slab) == pytest.approx(lj(0.4), rel=1e-12)
+    assert potential_energy(across_z, gamma=0.5, **slab) == pytest.approx(4 * 0.5 * 5.0, rel=1e-12)
+    assert potential_energy(across_z, boundary="periodic", box_length=5.0, cutoff=2.5) == pytest.approx(lj(0.4))
+    flat = np.array([[0.2, 2.0], [4.8, 2.0]])
+    assert potential_energy(flat, **slab) == pytest.approx(lj(0.4), rel=1e-12)  # 2D: x wraps, y is the height
+    assert potential_energy(flat[:, ::-1], **slab) == 0.0
+
+
+def test_slab_with_gravity_runs_with_and_without_the_neighbor_list():
+    film = dict(n_particles=400, box_length=10.0, temperature=1.0, gamma=0.5, boundary="slab", cutoff=2.5,
+                step_size=0.15)
+    on = Sampler(**film, seed=4, neighbor_list="on")
+    off = Sampler(**film, seed=4, neighbor_list="off")
+    start = on.positions[:, 2].mean()
+    for s in (on, off):
+        s.run(40)
+    assert on.neighbor_rebuilds > 1
+    assert np.array_equal(on.positions, off.positions)
+    assert on.energy == pytest.approx(on.recompute_energy(), rel=1e-10)
+    assert on.positions[:, 2].mean() < start - 0.05  # sinking, and not leaking through floor or ceiling
+    assert 0.0 <= on.positions.min() and on.positions.max() <= 10.0
 
 
 def test_neighbor_list_and_all_pairs_agree():

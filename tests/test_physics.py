@@ -206,11 +206,17 @@ IDEAL_GAS_CASES = [
     pytest.param(2, 0.1, 1.0, 1.0, id="2d-l2.5"),
     pytest.param(2, 0.25, 0.5, 2.0, id="2d-l0.5"),
 ]
+# The slab boundary: periodic horizontally, mirrored walls in height (a cutoff <= L/2 is required; one particle
+# never feels it). Catches a height axis that wraps, or horizontal axes that mirror or drift.
+IDEAL_GAS_CASES += [
+    pytest.param(3, 0.25, 1.0, 1.5, id="3d-slab-l1", marks=pytest.mark.slab),
+    pytest.param(2, 0.1, 1.0, 2.0, id="2d-slab-l2.5", marks=pytest.mark.slab),
+]
 
 
 @pytest.mark.statistical
 @pytest.mark.parametrize("dim, gamma, temperature, step_size", IDEAL_GAS_CASES)
-def test_ideal_gas_under_gravity(dim, gamma, temperature, step_size):
+def test_ideal_gas_under_gravity(dim, gamma, temperature, step_size, request):
     """One particle between reflecting walls: rho(z) ~ exp(-4 gamma z / T) on [0, L], x and y uniform.
 
     Catches an inverted acceptance rule or a flipped gravity sign (rho rises with z), exp(-dU*T) for
@@ -221,8 +227,10 @@ def test_ideal_gas_under_gravity(dim, gamma, temperature, step_size):
     """
     box_length, num_samples = 5.0, 20_000
     decay_length = temperature / (4.0 * gamma)
+    slab = request.node.get_closest_marker("slab") is not None
+    boundary = dict(boundary="slab", cutoff=2.5) if slab else {}
     s = Sampler(n_particles=1, box_length=box_length, temperature=temperature, gamma=gamma, dim=dim,
-                seed=11, step_size=step_size)
+                seed=11, step_size=step_size, **boundary)
     s.run(1_000)
     # Thin by a measured interval: several correlation times of the slowest coordinate (the horizontal ones,
     # which only diffuse, can be much slower than the height). One sweep is one move here.
@@ -303,10 +311,13 @@ def test_bulk_lj_energy_matches_nist(row):
 
 SEED_SYSTEM = dict(box_length=5.0, temperature=1.0, gamma=0.1)
 SEED_N, SEED_STEP = 30, 1.0
+# A film on a floor: horizontally periodic, walls in height, stronger gravity, truncated at L/2.
+SLAB_SYSTEM = dict(box_length=5.0, temperature=1.0, gamma=0.3, boundary="slab", cutoff=2.5)
 
 
 @pytest.mark.statistical
-def test_seed_system_matches_numpy_reference():
+@pytest.mark.parametrize("system", [SEED_SYSTEM, SLAB_SYSTEM], ids=["reflect", "slab"])
+def test_seed_system_matches_numpy_reference(system):
     """The interacting seed system with gravity and walls: C++ against the NumPy oracle, <U/N> and <z>.
 
     Catches what the ideal gas cannot: periodic walls in the interacting system (U/N about -1.32 instead of
@@ -314,7 +325,7 @@ def test_seed_system_matches_numpy_reference():
     """
     t0 = time.perf_counter()
     # C++: one long chain, errors by blocking.
-    s = Sampler(n_particles=SEED_N, **SEED_SYSTEM, seed=17, step_size=SEED_STEP).run(5_000)
+    s = Sampler(n_particles=SEED_N, **system, seed=17, step_size=SEED_STEP).run(5_000)
     u_cpp, z_cpp = [], []
     for _ in range(10):
         positions, energies = s.sample(10_000, 2)
@@ -325,9 +336,10 @@ def test_seed_system_matches_numpy_reference():
 
     # NumPy: many short independent chains (replicas), errors from the spread of the per-chain means.
     n_replicas = 64
-    start = np.stack([reference_mc.random_positions(SEED_N, SEED_SYSTEM["box_length"], 3, seed=k)
+    start = np.stack([reference_mc.random_positions(SEED_N, system["box_length"], 3, seed=k,
+                                                          boundary=system.get("boundary", "reflect"))
                       for k in range(n_replicas)])
-    ref = reference_mc.ReferenceSampler(start, **SEED_SYSTEM, step_size=SEED_STEP, seed=23).run(500)
+    ref = reference_mc.ReferenceSampler(start, **system, step_size=SEED_STEP, seed=23).run(500)
     positions, energies = ref.sample(500, 2)  # (S, R, N, 3), (S, R)
     per_chain = {"U/N": (energies / SEED_N).mean(axis=0), "<z>": positions[..., -1].mean(axis=(0, 2))}
     numpy_ref = {k: (v.mean(), v.std(ddof=1) / math.sqrt(n_replicas)) for k, v in per_chain.items()}

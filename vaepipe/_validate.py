@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-BOUNDARIES = ("reflect", "periodic")
+BOUNDARIES = ("reflect", "periodic", "slab")
 
 
 def fail(name: str, value, expected: str, fix: str | None = None) -> None:
@@ -59,13 +59,12 @@ def system(box_length, gamma, dim, boundary, cutoff, tail_correction) -> dict:
         fail("boundary", boundary, f"one of {BOUNDARIES}")
     if cutoff is not None:
         cutoff = positive_float("cutoff", cutoff, "sigma, or None for no cutoff")
-    if boundary == "periodic":
-        if gamma != 0.0:
-            fail("gamma", gamma, "0 with boundary='periodic' (gravity needs a floor)",
-                 "use boundary='reflect' for a fluid under gravity")
-        if cutoff is None or cutoff > box_length / 2:
-            fail("cutoff", cutoff, f"a value <= box_length/2 = {box_length / 2:g} with boundary='periodic' "
-                 "(minimum-image convention)", f"e.g. cutoff={min(3.0, box_length / 2):g}")
+    if boundary == "periodic" and gamma != 0.0:
+        fail("gamma", gamma, "0 with boundary='periodic' (gravity needs a floor)",
+             "use boundary='reflect' or 'slab' for a fluid under gravity")
+    if boundary != "reflect" and (cutoff is None or cutoff > box_length / 2):
+        fail("cutoff", cutoff, f"a value <= box_length/2 = {box_length / 2:g} with boundary={boundary!r} "
+             "(minimum-image convention)", f"e.g. cutoff={min(3.0, box_length / 2):g}")
     if not isinstance(tail_correction, (bool, np.bool_)):
         fail("tail_correction", tail_correction, "True or False")
     if tail_correction and (boundary != "periodic" or cutoff is None):

@@ -164,18 +164,20 @@ def check_config(config: dict) -> dict:
                     f"{MAX_NUMBER_DENSITY:g} / sigma^{dim}, beyond which a random start cannot place them)",
                     "lower system.n_particles or raise system.box_length")
 
-    if boundary == "periodic":
+    if boundary in ("periodic", "slab"):
         if cutoff is None:
-            raise _fail("system.cutoff", cutoff, "a cutoff <= box_length / 2 with boundary 'periodic' "
+            raise _fail("system.cutoff", cutoff, f"a cutoff <= box_length / 2 with boundary {boundary!r} "
                         "(the minimum image sees only one copy of each particle)",
                         f"set system.cutoff to at most {box_length / 2:g}")
         if cutoff > box_length / 2:
             raise _fail("system.cutoff", cutoff, f"at most box_length / 2 = {box_length / 2:g} sigma with "
-                        "boundary 'periodic'", "lower system.cutoff or raise system.box_length")
+                        f"boundary {boundary!r}", "lower system.cutoff or raise system.box_length")
+    if boundary == "periodic":
         nonzero = [g for g in gammas if g != 0]
         if nonzero:
             raise _fail("state_points.gamma", list(gammas), "only 0 with boundary 'periodic' (gravity has no "
-                        "floor in a periodic box)", "set state_points.gamma: [0.0], or use boundary 'reflect'")
+                        "floor in a periodic box)",
+                        "set state_points.gamma: [0.0], or use boundary 'reflect' or 'slab'")
     if tail and (boundary != "periodic" or cutoff is None):
         raise _fail("system.tail_correction", tail, "false unless boundary is 'periodic' and a cutoff is set "
                     "(the correction assumes a homogeneous bulk fluid beyond the cutoff)",

@@ -68,9 +68,10 @@ class Sampler:
         Gravity strength m g sigma / (4 eps); the potential is 4 gamma z per particle. Must be 0 when periodic.
     dim : int
         2 or 3.
-    boundary : {"reflect", "periodic"}
+    boundary : {"reflect", "periodic", "slab"}
         "reflect": closed box, trial coordinates mirrored at the walls. "periodic": minimum image in every
-        direction (needs a cutoff <= L/2).
+        direction (needs a cutoff <= L/2; no gravity). "slab": periodic along the horizontal axes, mirrored walls
+        at the floor and the ceiling of the height axis (needs a cutoff <= L/2; gravity allowed).
     cutoff : float or None
         Pair cutoff rc, sigma (truncated, not shifted); None for no cutoff.
     tail_correction : bool
@@ -317,7 +318,7 @@ class Sampler:
     temperature = property(lambda self: self._system["temperature"], doc="T* = kT/eps.")
     gamma = property(lambda self: self._system["gamma"], doc="Gravity strength m g sigma / (4 eps).")
     dim = property(lambda self: self._system["dim"], doc="2 or 3.")
-    boundary = property(lambda self: self._system["boundary"], doc="'reflect' or 'periodic'.")
+    boundary = property(lambda self: self._system["boundary"], doc="'reflect', 'periodic' or 'slab'.")
     cutoff = property(lambda self: self._system["cutoff"], doc="Pair cutoff, sigma, or None.")
     tail_correction = property(lambda self: self._system["tail_correction"], doc="Tail correction on?")
     seed = property(lambda self: self._seed, doc="The seed given at construction.")

@@ -14,7 +14,8 @@ namespace vaepipe::detail {
 inline Boundary toBoundary(const std::string& s) {
     if (s == "reflect") return Boundary::Reflect;
     if (s == "periodic") return Boundary::Periodic;
-    throw std::invalid_argument("boundary must be 'reflect' or 'periodic', got '" + s + "'");
+    if (s == "slab") return Boundary::Slab;
+    throw std::invalid_argument("boundary must be 'reflect', 'periodic' or 'slab', got '" + s + "'");
 }
 
 inline NeighborMode toNeighborMode(const std::string& s) {

@@ -15,6 +15,10 @@ namespace vaepipe {
 // Accumulator lanes; also the padding multiple of coordinate arrays. 8 doubles = one AVX-512 register.
 constexpr std::int64_t kLanes = 8;
 
+// Whether axis k (0-based, of dim) wraps around under boundary b (the int of vaepipe::Boundary: 0 reflect,
+// 1 periodic, 2 slab = every axis but the last). Static for the same reason as paddedSize.
+static constexpr bool periodicAxis(int b, int k, int dim) { return b == 1 || (b == 2 && k < dim - 1); }
+
 // constexpr (hence inline) but also static: each translation unit keeps its own copy, so the linker can never
 // pick the one compiled with AVX-512 flags for the others.
 static constexpr std::int64_t paddedSize(std::int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
@@ -48,10 +52,11 @@ using PairEnergiesFn = PairSums (*)(const KernelArgs&, double* out, const double
 using GatherFn = void (*)(const double* src, const std::int32_t* idx, std::int64_t count, double* dst,
                           bool nearest, double center, double boxLength);
 
-// Variant index: [dim == 3][periodic].
+// Variant index: [dim == 3][boundary] with boundary 0 reflect (no minimum image), 1 periodic (every axis),
+// 2 slab (every axis but the height).
 struct KernelTable {
-    PairSumsFn pairSums[2][2];
-    PairEnergiesFn pairEnergies[2][2];
+    PairSumsFn pairSums[2][3];
+    PairEnergiesFn pairEnergies[2][3];
     GatherFn gather;
     const char* name;
 };

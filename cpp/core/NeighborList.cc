@@ -1,5 +1,7 @@
 #include "NeighborList.h"
 
+#include "Kernel.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -19,10 +21,10 @@ inline double minimumImage(double d, double boxLength, bool periodic) {
 }  // namespace
 
 double NeighborList::displacement2(std::int64_t i, const double* pos, int dim, double boxLength,
-                                   bool periodic) const {
+                                   int pbc) const {
     double d2 = 0.0;
     for (int k = 0; k < dim; ++k) {
-        const double d = minimumImage(pos[k] - m_ref[i * dim + k], boxLength, periodic);
+        const double d = minimumImage(pos[k] - m_ref[i * dim + k], boxLength, periodicAxis(pbc, k, dim));
         d2 += d * d;
     }
     return d2;
@@ -34,11 +36,13 @@ namespace {
 // sqrt(range2) to p, except `self`; returns the new count. `out` must have room for end - begin more entries.
 // Distances go to a scratch buffer first so that loop vectorises; the compaction is branch-free.
 std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, std::int64_t begin,
-                         std::int64_t end, const double* p, int dim, double boxLength, bool periodic, double range2,
+                         std::int64_t end, const double* p, int dim, double boxLength, int pbc, double range2,
                          std::int32_t self, double* __restrict dist, std::int32_t* __restrict out,
                          std::int64_t count) {
-    // `periodic` here asks for the minimum image per pair; the cell scan instead shifts p to the image that
-    // matches each wrapped run of cells and passes false, which saves the wrap arithmetic.
+    // `pbc` here asks for the minimum image per pair (on the periodic axes); the cell scan instead shifts p to
+    // the image that matches each wrapped run of cells and passes 0, which saves the wrap arithmetic.
+    const bool wrapX = periodicAxis(pbc, 0, dim), wrapY = periodicAxis(pbc, 1, dim);
+    const bool wrapZ = periodicAxis(pbc, 2, dim);
     const std::int64_t len = end - begin;
     const double half = 0.5 * boxLength;
     const double* __restrict cx = sorted[0] + begin;
@@ -50,11 +54,15 @@ std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, s
         double dx = px - cx[m];
         double dy = py - cy[m];
         double dz = dim == 3 ? pz - cz[m] : 0.0;
-        if (periodic) {
+        if (wrapX) {
             dx = dx > half ? dx - boxLength : dx;
             dx = dx < -half ? dx + boxLength : dx;
+        }
+        if (wrapY) {
             dy = dy > half ? dy - boxLength : dy;
             dy = dy < -half ? dy + boxLength : dy;
+        }
+        if (wrapZ) {
             dz = dz > half ? dz - boxLength : dz;
             dz = dz < -half ? dz + boxLength : dz;
         }
@@ -71,7 +79,7 @@ std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, s
 }  // namespace
 
 void NeighborList::build(const double* x, const double* y, const double* z, std::int64_t n, int dim,
-                         double boxLength, bool periodic, double range) {
+                         double boxLength, int pbc, double range) {
     if (n > INT32_MAX) throw std::invalid_argument("too many particles for the neighbour list");
     const double* coord[3] = {x, y, z};
     const double range2 = range * range;
@@ -144,13 +152,14 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
                 double q[3] = {p[0], p[1], p[2]};
                 std::int64_t cy = ci[1] + dy;
                 std::int64_t cz = ci[2] + dz;
-                if (cy < 0 || cy >= nc || cz < 0 || cz >= nc) {
-                    if (!periodic) continue;
-                    if (cy < 0) q[1] += boxLength;
-                    if (cy >= nc) q[1] -= boxLength;
-                    if (cz < 0) q[2] += boxLength;
-                    if (cz >= nc) q[2] -= boxLength;
+                if (cy < 0 || cy >= nc) {
+                    if (!periodicAxis(pbc, 1, dim)) continue;
+                    q[1] += cy < 0 ? boxLength : -boxLength;
                     cy = (cy + nc) % nc;
+                }
+                if (cz < 0 || cz >= nc) {
+                    if (!periodicAxis(pbc, 2, dim)) continue;
+                    q[2] += cz < 0 ? boxLength : -boxLength;
                     cz = (cz + nc) % nc;
                 }
                 // The x-neighbours of a cell are consecutive cells, hence one contiguous run of the sorted
@@ -161,11 +170,12 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
                 std::int64_t first[2] = {std::max<std::int64_t>(lo, 0), 0};
                 std::int64_t last[2] = {std::min<std::int64_t>(hi, nc - 1), -1};
                 double qx[2] = {q[0], q[0]};
-                if (periodic && lo < 0) {
+                const bool periodicX = periodicAxis(pbc, 0, dim);
+                if (periodicX && lo < 0) {
                     first[1] = lo + nc;
                     last[1] = nc - 1;
                     qx[1] = q[0] + boxLength;
-                } else if (periodic && hi >= nc) {
+                } else if (periodicX && hi >= nc) {
                     first[1] = 0;
                     last[1] = hi - nc;
                     qx[1] = q[0] - boxLength;
@@ -175,7 +185,7 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
                     const double qr[3] = {qx[r], q[1], q[2]};
                     // With one cell (reach 0) there is no shift to apply: the pairs need the minimum image.
                     stored = appendClose(sorted, ids.data(), cellStart[row + first[r]], cellStart[row + last[r] + 1],
-                                         qr, dim, boxLength, periodic && reach == 0, range2,
+                                         qr, dim, boxLength, reach == 0 ? pbc : 0, range2,
                                          static_cast<std::int32_t>(i), dist.data(), m_indices.data(), stored);
                 }
             }

@@ -12,9 +12,10 @@ namespace vaepipe {
 
 class NeighborList {
 public:
-    // Builds the list for n particles with coordinates x, y, z (z ignored when dim = 2) in a box of side L.
+    // Builds the list for n particles with coordinates x, y, z (z ignored when dim = 2) in a box of side L;
+    // pbc is the int of vaepipe::Boundary (which axes wrap, see periodicAxis in Kernel.h).
     void build(const double* x, const double* y, const double* z, std::int64_t n, int dim, double boxLength,
-               bool periodic, double range);
+               int pbc, double range);
 
     std::int64_t begin(std::int64_t i) const { return m_start[i]; }
     std::int64_t end(std::int64_t i) const { return m_start[i + 1]; }
@@ -25,7 +26,7 @@ public:
     }
 
     // Squared displacement of a position from particle i's position at the last build.
-    double displacement2(std::int64_t i, const double* pos, int dim, double boxLength, bool periodic) const;
+    double displacement2(std::int64_t i, const double* pos, int dim, double boxLength, int pbc) const;
 
     bool dirty() const { return m_dirty; }
     const std::vector<double>& reference() const { return m_ref; }

@@ -42,7 +42,7 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     // Captured once: the table is chosen at construction, under the GIL, never from worker threads.
     const KernelTable& table = activeKernels();
     const int d3 = m_dim == 3 ? 1 : 0;
-    const int per = m_params.boundary == Boundary::Periodic ? 1 : 0;
+    const int per = static_cast<int>(m_params.boundary);
     m_kernel = table.pairSums[d3][per];
     m_openKernel = table.pairSums[d3][0];
     m_gather = table.gather;
@@ -111,7 +111,7 @@ void Sampler::setStepSize(double stepSize) {
 
 bool Sampler::placeRandomly(std::vector<double>& out) {
     const double L = m_params.boxLength;
-    const bool periodic = m_params.boundary == Boundary::Periodic;
+    const int pbc = static_cast<int>(m_params.boundary);
     const double min2 = kMinSeparation * kMinSeparation;
     // A grid of cells no smaller than the separation: a candidate only meets particles in adjacent cells.
     const auto nc = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(L / kMinSeparation)));
@@ -137,7 +137,7 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
                         bool inside = true;
                         for (int k = 0; k < m_dim; ++k) {
                             if (cc[k] < 0 || cc[k] >= nc) {
-                                if (!periodic) inside = false;
+                                if (!periodicAxis(pbc, k, m_dim)) inside = false;
                                 cc[k] = (cc[k] + nc) % nc;
                             }
                         }
@@ -149,7 +149,7 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
                             double d2 = 0.0;
                             for (int k = 0; k < m_dim; ++k) {
                                 double d = p[k] - coordOf(j, k);
-                                if (periodic) d -= L * std::nearbyint(d / L);
+                                if (periodicAxis(pbc, k, m_dim)) d -= L * std::nearbyint(d / L);
                                 d2 += d * d;
                             }
                             if (d2 < min2) {
@@ -167,7 +167,7 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
                     double d2 = 0.0;
                     for (int k = 0; k < m_dim; ++k) {
                         double d = p[k] - coordOf(j, k);
-                        if (periodic) d -= L * std::nearbyint(d / L);
+                        if (periodicAxis(pbc, k, m_dim)) d -= L * std::nearbyint(d / L);
                         d2 += d * d;
                     }
                     clash = d2 < min2;
@@ -236,8 +236,10 @@ void Sampler::setPositions(const std::vector<double>& rowMajor) {
                 << L << "]";
             throw std::invalid_argument(msg.str());
         }
-        // The periodic box is half-open; L is the same point as 0.
-        if (m_params.boundary == Boundary::Periodic && p[v] >= L) p[v] -= L;
+        // A periodic axis is half-open; L is the same point as 0.
+        if (periodicAxis(static_cast<int>(m_params.boundary), static_cast<int>(v % m_dim), m_dim) && p[v] >= L) {
+            p[v] -= L;
+        }
     }
     commitPositions(p);
 }
@@ -261,7 +263,9 @@ void Sampler::commitPositions(const std::vector<double>& rowMajor) {
                 double d2 = 0.0;
                 for (int k = 0; k < m_dim; ++k) {
                     double d = coord[k][i] - coord[k][j];
-                    if (m_params.boundary == Boundary::Periodic) d -= m_params.boxLength * std::nearbyint(d / m_params.boxLength);
+                    if (periodicAxis(static_cast<int>(m_params.boundary), k, m_dim)) {
+                        d -= m_params.boxLength * std::nearbyint(d / m_params.boxLength);
+                    }
                     d2 += d * d;
                 }
                 if (d2 < best) {
@@ -328,15 +332,17 @@ PairSums Sampler::pairSumsNeighbors(std::int64_t i, const double* oldPos, const 
     // at the trial position has every coordinate difference below cutoff + step <= L/2 at the old position, so
     // the image nearest the old position is the one that counts; pairs beyond the cutoff add 0 whichever image
     // is used. With a larger step the periodic kernel takes the minimum image pair by pair.
-    const bool unwrap = m_params.boundary == Boundary::Periodic && m_params.cutoff + m_stepSize <= 0.5 * L;
+    const int pbc = static_cast<int>(m_params.boundary);
+    const bool unwrap = pbc != 0 && m_params.cutoff + m_stepSize <= 0.5 * L;
     const double* src[3] = {m_x.data(), m_y.data(), m_z.data()};
     double* dst[3] = {m_gx.data(), m_gy.data(), m_gz.data()};
     KernelArgs a{};
     for (int k = 0; k < m_dim; ++k) {
-        m_gather(src[k], idx, count, dst[k], unwrap, oldPos[k], L);
+        const bool near = unwrap && periodicAxis(pbc, k, m_dim);
+        m_gather(src[k], idx, count, dst[k], near, oldPos[k], L);
         a.oldPos[k] = oldPos[k];
         const double d = newPos[k] - oldPos[k];
-        a.newPos[k] = !unwrap ? newPos[k] : d > 0.5 * L ? newPos[k] - L : d < -0.5 * L ? newPos[k] + L : newPos[k];
+        a.newPos[k] = !near ? newPos[k] : d > 0.5 * L ? newPos[k] - L : d < -0.5 * L ? newPos[k] + L : newPos[k];
     }
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (std::int64_t m = count; m < paddedSize(count); ++m) m_gx[m] = nan;
@@ -373,7 +379,7 @@ void Sampler::setNeighborReference(const std::vector<double>& rowMajor) {
 void Sampler::rebuildNeighborList() { buildNeighborList(m_x.data(), m_y.data(), m_z.data()); }
 
 void Sampler::buildNeighborList(const double* x, const double* y, const double* z) {
-    m_list.build(x, y, z, m_n, m_dim, m_params.boxLength, m_params.boundary == Boundary::Periodic,
+    m_list.build(x, y, z, m_n, m_dim, m_params.boxLength, static_cast<int>(m_params.boundary),
                  m_params.cutoff + m_skin);
     const std::int64_t cap = paddedSize(m_list.maxCount());
     if (static_cast<std::int64_t>(m_gx.size()) < cap) {
@@ -385,7 +391,7 @@ void Sampler::buildNeighborList(const double* x, const double* y, const double* 
 
 // The move loop is compiled per (dimension, boundary, neighbour list) so that none of these is a branch in the
 // hot path.
-template <int Dim, bool Periodic, bool UseList, bool UseCache>
+template <int Dim, int Pbc, bool UseList, bool UseCache>
 void Sampler::moves(std::int64_t count) {
     const double L = m_params.boxLength;
     const double step = m_stepSize;
@@ -406,7 +412,7 @@ void Sampler::moves(std::int64_t count) {
         double newPos[3] = {oldPos[0], oldPos[1], oldPos[2]};
         for (int k = 0; k < Dim; ++k) {
             double v = oldPos[k] + rng.uniform(-step, step);
-            if constexpr (Periodic) {
+            if (periodicAxis(Pbc, k, Dim)) {
                 if (v < 0.0) v += L;
                 if (v >= L) v -= L;
             } else {
@@ -435,7 +441,7 @@ void Sampler::moves(std::int64_t count) {
             sums = m_pairEnergies(a, m_newPair.data(), m_pairCache.data() + i * m_stride);
             m_x[i] = saved;
         } else if constexpr (UseList) {
-            farFromBuild = m_list.displacement2(i, newPos, Dim, L, Periodic) > halfSkin2;
+            farFromBuild = m_list.displacement2(i, newPos, Dim, L, Pbc) > halfSkin2;
             // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.
             if (farFromBuild) {
                 sums = pairSumsAllPairs(i, oldPos, newPos);
@@ -484,15 +490,14 @@ void Sampler::moves(std::int64_t count) {
 void Sampler::run(std::int64_t sweeps) {
     if (sweeps < 0) throw std::invalid_argument("sweeps must be >= 0");
     const std::int64_t count = sweeps * m_n;
-    const bool periodic = m_params.boundary == Boundary::Periodic;
     // Three modes: neighbour list, pair-energy cache, or plain all pairs (large N without a useful cutoff).
     // In "auto" mode a step that is large next to the skin (a dilute gas) sends most trials past the skin, each
     // priced over all pairs and each accepted one forcing a rebuild: plain all pairs is far cheaper then.
     const bool list = m_useList && (m_neighborMode != NeighborMode::Auto || m_stepSize <= 0.25 * m_skin);
     if (m_useList && !list) m_list.markDirty();  // moves made without the list invalidate it
-    auto dispatch = [&](auto dim, auto per) {
+    auto dispatch = [&](auto dim, auto pbc) {
         constexpr int D = decltype(dim)::value;
-        constexpr bool P = decltype(per)::value;
+        constexpr int P = decltype(pbc)::value;
         if (list) {
             moves<D, P, true, false>(count);
         } else if (m_useCache) {
@@ -501,13 +506,14 @@ void Sampler::run(std::int64_t sweeps) {
             moves<D, P, false, false>(count);
         }
     };
-    if (m_dim == 3) {
-        periodic ? dispatch(std::integral_constant<int, 3>{}, std::true_type{})
-                 : dispatch(std::integral_constant<int, 3>{}, std::false_type{});
-    } else {
-        periodic ? dispatch(std::integral_constant<int, 2>{}, std::true_type{})
-                 : dispatch(std::integral_constant<int, 2>{}, std::false_type{});
-    }
+    auto byBoundary = [&](auto dim) {
+        switch (m_params.boundary) {
+            case Boundary::Reflect: dispatch(dim, std::integral_constant<int, 0>{}); break;
+            case Boundary::Periodic: dispatch(dim, std::integral_constant<int, 1>{}); break;
+            case Boundary::Slab: dispatch(dim, std::integral_constant<int, 2>{}); break;
+        }
+    };
+    m_dim == 3 ? byBoundary(std::integral_constant<int, 3>{}) : byBoundary(std::integral_constant<int, 2>{});
 }
 
 void Sampler::runTrace(std::int64_t sweeps, std::int64_t every, double* out) {

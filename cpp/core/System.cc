@@ -35,16 +35,14 @@ void SystemParams::validate() const {
         msg << "cutoff must be positive (or None), got " << cutoff;
         fail(msg.str());
     }
-    if (boundary == Boundary::Periodic) {
-        if (gamma != 0.0) {
-            msg << "gravity (gamma=" << gamma << ") is not defined with periodic boundaries";
-            fail(msg.str());
-        }
-        if (!hasCutoff() || cutoff > 0.5 * boxLength) {
-            msg << "periodic boundaries need a cutoff <= box_length/2 = " << 0.5 * boxLength << ", got "
-                << cutoff;
-            fail(msg.str());
-        }
+    if (boundary == Boundary::Periodic && gamma != 0.0) {
+        msg << "gravity (gamma=" << gamma << ") is not defined with periodic boundaries";
+        fail(msg.str());
+    }
+    if (boundary != Boundary::Reflect && (!hasCutoff() || cutoff > 0.5 * boxLength)) {
+        msg << boundaryName(boundary) << " boundaries need a cutoff <= box_length/2 = " << 0.5 * boxLength
+            << ", got " << cutoff;
+        fail(msg.str());
     }
     if (tailCorrection && (boundary != Boundary::Periodic || !hasCutoff())) {
         fail("tail_correction needs periodic boundaries and a cutoff");

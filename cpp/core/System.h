@@ -11,9 +11,13 @@
 
 namespace vaepipe {
 
-enum class Boundary { Reflect, Periodic };
+// Reflect: closed box, mirrored walls on every axis. Periodic: minimum image on every axis. Slab: periodic
+// along the horizontal axes, walls along the height (the last axis) -- a film of fluid on a floor.
+enum class Boundary { Reflect = 0, Periodic = 1, Slab = 2 };
 
-inline const char* boundaryName(Boundary b) { return b == Boundary::Reflect ? "reflect" : "periodic"; }
+inline const char* boundaryName(Boundary b) {
+    return b == Boundary::Reflect ? "reflect" : b == Boundary::Periodic ? "periodic" : "slab";
+}
 
 struct SystemParams {
     int nParticles = 0;
