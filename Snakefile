@@ -4,7 +4,7 @@
 # Config keys, units and output files: docs/pipeline.md and workflow/schemas/config.schema.yaml.
 from snakemake.utils import min_version, validate
 
-from vaepipe.config import check_config
+from vaepipe.config import check_config, normalize_numbers
 
 min_version("9.0")
 
@@ -15,6 +15,7 @@ configfile: "config.yaml"
 # Schema first (types, ranges, defaults for every missing key), then the checks that relate keys to each other:
 # a bad config stops here, before any job runs, with the offending key named.
 validate(config, "workflow/schemas/config.schema.yaml")
+normalize_numbers(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 check_config(config)
 
 

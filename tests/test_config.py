@@ -198,3 +198,12 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path, override, key):
     assert key in text
     assert "Job stats" not in text  # failed while parsing, no job was even planned
     assert not (tmp_path / "work" / "results").exists()
+
+
+def test_whole_numbers_in_float_keys_become_floats(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("system: {box_length: 5}\nstate_points: {gamma: [0, 1], temperature: [1]}\nseed: 3\n")
+    cfg = vconfig.load_config(path)
+    assert repr(cfg["system"]["box_length"]) == "5.0"
+    assert [repr(g) for g in cfg["state_points"]["gamma"]] == ["0.0", "1.0"]
+    assert isinstance(cfg["seed"], int) and isinstance(cfg["system"]["n_particles"], int)

@@ -219,5 +219,6 @@ def test_provenance_record():
     assert prov["config"] == {"seed": 1, "system": {"dim": 3}}
     assert prov["seed"] == {"entropy": [1, 2, 3], "spawn_key": [4]}
     assert prov["vaepipe_version"] == vaepipe.__version__
-    assert isinstance(prov["git_commit"], str) and isinstance(prov["simd_level"], str)
+    assert isinstance(prov["git_commit"], str)
+    assert "simd_level" not in prov  # every kernel gives the same bits: files must not depend on it
     json.dumps(prov)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from vaepipe import io, sampling
+from vaepipe import io, profiles, sampling
 from vaepipe.seeds import chain_seeds, derive_seed, seed_provenance
 
 SYSTEM = {"n_particles": 8, "box_length": 4.0, "dim": 3, "boundary": "reflect", "cutoff": None,
@@ -171,12 +171,13 @@ def test_chains_are_independent_and_labelled(prelim):
     assert not np.array_equal(other.positions, result.positions)
 
 
-def test_energies_are_the_potential_energy_of_the_stored_configurations(prelim):
+@pytest.mark.parametrize("mode", ["continuous", "restart"])
+def test_energies_are_the_potential_energy_of_the_stored_configurations(prelim, mode):
     from vaepipe.energy import potential_energy
 
-    result = _sampling(prelim.summary)
+    result = _sampling(prelim.summary, mode=mode, samples_per_chain=4)
     expected = potential_energy(result.positions, SYSTEM["box_length"], gamma=STATE["gamma"])
-    np.testing.assert_allclose(result.energy, expected, rtol=1e-10, atol=1e-10)
+    assert np.array_equal(result.energy, expected)  # both recomputed by the same C++ code, bit for bit
 
 
 def test_burn_in_and_decorrelation_interval_are_respected(prelim):
@@ -233,7 +234,7 @@ def test_one_particle_follows_the_barometric_law():
     result = sampling.run_sampling(system, state, {**SAMPLING, "chains": 4, "samples_per_chain": 1000},
                                    pre.summary, derive_seed(11, "sample", "ideal"), threads=2, progress=False)
     z = result.positions[:, 0, -1]
-    expected = sampling.ideal_gas_mean_height(0.5, 1.0, 5.0)
+    expected = profiles.ideal_gas_mean_height(0.5, 1.0, 5.0)
     assert expected == pytest.approx(0.5 - 5.0 / math.expm1(10.0))
     # samples are one decorrelation time apart, so treat them as independent; 5 standard errors
     assert abs(z.mean() - expected) < 5 * z.std() / math.sqrt(z.size)
@@ -246,20 +247,20 @@ def test_one_particle_follows_the_barometric_law():
 def test_density_profile_counts_every_particle():
     rng = np.random.default_rng(0)
     positions = rng.uniform(0, 4.0, size=(50, 8, 3))
-    edges, rho = sampling.density_profile(positions, 4.0, bins=16)
+    edges, rho = profiles.density_profile(positions, 4.0, bins=16)
     assert edges[0] == 0 and edges[-1] == 4.0 and rho.shape == (16,)
     assert np.sum(rho * np.diff(edges)) * 4.0**2 == pytest.approx(8)
-    edges2, rho2 = sampling.density_profile(positions[0], 4.0, bins=16)
+    edges2, rho2 = profiles.density_profile(positions[0], 4.0, bins=16)
     assert np.sum(rho2 * np.diff(edges2)) * 16 == pytest.approx(8)
 
 
 @pytest.mark.parametrize("gamma, dim", [(0.0, 3), (0.25, 3), (1.0, 2), (50.0, 3)])
 def test_barometric_density_is_normalised(gamma, dim):
     z = np.linspace(0, 5.0, 200_001)
-    rho = sampling.barometric_density(z, gamma, 1.0, 5.0, 30, dim)
+    rho = profiles.barometric_density(z, gamma, 1.0, 5.0, 30, dim)
     assert np.trapezoid(rho, z) * 5.0 ** (dim - 1) == pytest.approx(30, rel=1e-4)
     mean_z = np.trapezoid(rho * z, z) / np.trapezoid(rho, z)
-    assert mean_z == pytest.approx(sampling.ideal_gas_mean_height(gamma, 1.0, 5.0), rel=1e-4)
+    assert mean_z == pytest.approx(profiles.ideal_gas_mean_height(gamma, 1.0, 5.0), rel=1e-4)
 
 
 def test_figures_render(prelim, tmp_path):

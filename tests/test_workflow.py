@@ -59,7 +59,8 @@ def test_outputs_follow_the_contract(runs):
         for rel in (f"results/preliminary/{state}.json", f"results/preliminary/{state}.png",
                     f"results/samples/{state}.h5", f"results/samples/{state}_density.png",
                     f"results/benchmarks/preliminary/{state}.tsv", f"results/benchmarks/sample/{state}.tsv",
-                    f"logs/preliminary/{state}.log", f"logs/sample/{state}.log"):
+                    f"results/benchmarks/density/{state}.tsv", f"logs/preliminary/{state}.log",
+                    f"logs/sample/{state}.log", f"logs/density/{state}.log"):
             assert (work / rel).is_file(), rel
         prelim = io.read_preliminary(work / f"results/preliminary/{state}.json")
         samples = io.read_samples(work / f"results/samples/{state}.h5")
@@ -117,3 +118,28 @@ def test_changing_sampling_keys_reruns_only_sampling(runs):
     jobs = _planned_jobs(_check(_snakemake(base / "a", changed, "-n")))
     assert jobs.get("sample") == len(STATES)
     assert "preliminary" not in jobs
+
+
+def test_figure_settings_redraw_without_resampling(runs):
+    base, config = runs
+    changed = base / "bins.yaml"
+    changed.write_text(TINY.replace("density_bins: 10", "density_bins: 12"))
+    jobs = _planned_jobs(_check(_snakemake(base / "a", changed, "-n")))
+    assert jobs.get("density") == len(STATES)
+    assert "sample" not in jobs and "preliminary" not in jobs
+
+
+def test_whole_number_spelling_of_a_float_key_is_the_same_run(runs):
+    base, config = runs
+    changed = base / "int.yaml"
+    changed.write_text(TINY.replace("box_length: 4.0", "box_length: 4"))
+    assert "Nothing to be done" in _check(_snakemake(base / "a", changed, "-n"))
+
+
+def test_an_unconfigured_state_point_is_not_a_key_error(runs):
+    base, config = runs
+    proc = _snakemake(base / "a", config, "results/samples/gamma2_T1.h5")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "KeyError" not in text
+    assert "MissingRuleException" in text or "No rule to produce" in text

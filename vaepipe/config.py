@@ -32,6 +32,7 @@ __all__ = [
     "load_config",
     "apply_schema",
     "check_config",
+    "normalize_numbers",
     "format_number",
     "state_name",
     "parse_state_name",
@@ -120,13 +121,36 @@ def apply_schema(config: dict, schema_path: str | Path | None = None) -> dict:
     return filled
 
 
+def normalize_numbers(config: dict, schema_path: str | Path | None = None) -> dict:
+    """Whole numbers given for float ("number") keys become floats, in place; returns the config.
+
+    Snakemake compares params by value and repr, so ``box_length: 5`` and ``5.0`` would otherwise be different
+    runs (and different provenance) for the same physics.
+    """
+    def walk(value, schema):
+        kinds = schema.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else (kinds or [])
+        if isinstance(value, dict):
+            for key, sub in schema.get("properties", {}).items():
+                if key in value:
+                    value[key] = walk(value[key], sub)
+        elif isinstance(value, list) and "items" in schema:
+            return [walk(v, schema["items"]) for v in value]
+        elif isinstance(value, int) and not isinstance(value, bool) and "number" in kinds and "integer" not in kinds:
+            return float(value)
+        return value
+
+    walk(config, load_schema(schema_path))
+    return config
+
+
 def load_config(path: str | Path, schema_path: str | Path | None = None) -> dict:
     """Read a YAML config, fill in the schema defaults, run :func:`check_config`; return the full config."""
     with open(path, encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"config file {path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    config = apply_schema(raw, schema_path)
+    config = normalize_numbers(apply_schema(raw, schema_path), schema_path)
     check_config(config)
     return config
 

@@ -8,7 +8,7 @@ Samples file, ``results/samples/{state}.h5`` (contract; see docs/pipeline.md)::
     attrs      gamma, temperature, n_particles, box_length, dim, boundary, cutoff (NaN when none), seed,
                step_size, acceptance_rate, equilibration_sweeps, decorrelation_sweeps, vaepipe_version
                + provenance: file_format, state, config (JSON of the rule's parameters), seed_entropy (JSON),
-               git_commit, simd_level, and the sampling details (sampling_mode, num_chains, ...)
+               git_commit, and the sampling details (sampling_mode, num_chains, ...)
 
 Preliminary summary, ``results/preliminary/{state}.json``: one JSON object, keys sorted, see
 :data:`PRELIMINARY_KEYS`.
@@ -179,28 +179,24 @@ def read_json(path: str | Path) -> Any:
 
 @lru_cache(maxsize=None)
 def git_commit(directory: str | None = None) -> str:
-    """Commit hash of the git checkout holding vaepipe's sources ('' when not a checkout or git is missing)."""
+    """Commit of the git checkout holding vaepipe's sources, with "-dirty" when it has uncommitted changes
+    ('' when not a checkout or git is missing), so a file never claims a commit whose code did not make it."""
     directory = directory or str(Path(__file__).resolve().parent)
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only: never refresh the index
     try:
-        out = subprocess.run(["git", "-C", directory, "rev-parse", "--verify", "--quiet", "HEAD"],
+        out = subprocess.run(["git", "-C", directory, "describe", "--always", "--dirty", "--abbrev=40"],
                              capture_output=True, text=True, timeout=10, env=env, check=False)
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def _simd_level() -> str:
-    try:
-        from vaepipe.mc import simd_level
-
-        return str(simd_level())
-    except ImportError:  # no compiled core (or a stale one): nothing ran on it, so nothing to record
-        return ""
-
-
 def provenance(params: Mapping[str, Any], seed: np.random.SeedSequence | None = None) -> dict:
-    """Provenance record of an output: the rule's parameters, the derived seed, version, commit, SIMD kernel."""
+    """Provenance record of an output: the rule's parameters, the derived seed, version and commit.
+
+    The SIMD kernel is deliberately not recorded in files (every kernel gives the same bits, so the files do
+    not depend on it); the job logs name it.
+    """
     from vaepipe.seeds import seed_provenance
 
     return {
@@ -208,7 +204,6 @@ def provenance(params: Mapping[str, Any], seed: np.random.SeedSequence | None = 
         "seed": seed_provenance(seed) if seed is not None else None,
         "vaepipe_version": _version(),
         "git_commit": git_commit(),
-        "simd_level": _simd_level(),
     }
 
 

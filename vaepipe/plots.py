@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from vaepipe.sampling import OBSERVABLES, barometric_density, density_profile, ideal_gas_mean_height  # noqa: E402
+from vaepipe.profiles import barometric_density, density_profile, ideal_gas_mean_height  # noqa: E402
+from vaepipe.sampling import OBSERVABLES  # noqa: E402
 
 __all__ = ["preliminary_figure", "density_figure"]
 

@@ -55,9 +55,6 @@ __all__ = [
     "analyze_trace",
     "burn_in_sweeps",
     "run_sampling",
-    "density_profile",
-    "barometric_density",
-    "ideal_gas_mean_height",
 ]
 
 #: Observables recorded in the preliminary trace, and their units.
@@ -202,6 +199,11 @@ def run_preliminary(system: Mapping[str, Any], state_point: Mapping[str, Any], s
     for name, x in traces.items():
         own_t0[name] = 0 if _is_constant(x) else int(decorrelation.detect_equilibration(x)[0])
     t0 = max(own_t0[name] for name in governing)
+    if t0 > sweeps // 2:
+        # Chodera's t0 that late usually means the run is still drifting: the statistics below rest on a short,
+        # possibly unconverged tail.
+        print(f"warning: equilibration detected only at sweep {t0} of {sweeps}; the trace may still be drifting. "
+              f"Consider raising preliminary.sweeps (config key) and checking the trace figure.", file=sys.stderr)
     per_observable = {}
     for name, x in traces.items():
         stats = analyze_trace(x, t0, threshold)
@@ -288,7 +290,7 @@ def _run_chain(system, state_point, step_size: float, seed, mode: str, num_sampl
                 sampler.randomize()  # the constructor already placed the first start at random
             sampler.run(burn_in)
             positions[i] = sampler.positions
-            energy[i] = sampler.energy
+            energy[i] = sampler.recompute_energy()  # from scratch, as in continuous mode
             advance(1)
     else:
         raise ValueError(f"config key sampling.mode = {mode!r}: expected 'continuous' or 'restart'")
@@ -366,49 +368,3 @@ def run_sampling(system: Mapping[str, Any], state_point: Mapping[str, Any], sett
         "samples_per_chain": per_chain,
     }
     return SamplingResult(positions=positions, energy=energy, chain=chain, attrs=attrs)
-
-
-# --------------------------------------------------------------------------- density profile
-
-
-def density_profile(positions: np.ndarray, box_length: float, bins: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Number density along the height: rho(z) in particles / sigma^dim, averaged over samples.
-
-    positions : (S, N, dim) or (N, dim), sigma.  Returns ``edges`` (bins + 1,) in sigma and ``rho`` (bins,),
-    with ``sum(rho * diff(edges)) * box_length**(dim - 1) == N``.
-    """
-    positions = np.asarray(positions, dtype=np.float64)
-    if positions.ndim == 2:
-        positions = positions[None]
-    if positions.ndim != 3:
-        raise ValueError(f"positions must have shape (S, N, dim) or (N, dim), got {positions.shape}")
-    num, _, dim = positions.shape
-    edges = np.linspace(0.0, float(box_length), int(bins) + 1)
-    counts, _ = np.histogram(positions[..., -1].ravel(), bins=edges)
-    rho = counts / (num * np.diff(edges) * float(box_length) ** (dim - 1))
-    return edges, rho
-
-
-def barometric_density(z, gamma: float, temperature: float, box_length: float, n_particles: int,
-                       dim: int = 3) -> np.ndarray:
-    """Ideal-gas density under gravity, rho(z) ~ exp(-4 gamma z / T), normalised to n_particles in the box.
-
-    Only a reference: it ignores the LJ interaction (attraction condenses the fluid, repulsion limits how dense
-    the bottom layers get). Units: z in sigma, rho in 1/sigma^dim.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    area = float(box_length) ** (dim - 1)
-    if gamma == 0:
-        return np.full_like(z, n_particles / (area * box_length))
-    inv_l = 4.0 * gamma / temperature  # 1 / scale height
-    # normalisation: integral_0^L exp(-z/l) dz = l (1 - exp(-L/l)), written with expm1 for small L/l
-    return n_particles * inv_l * np.exp(-inv_l * z) / (area * -np.expm1(-inv_l * box_length))
-
-
-def ideal_gas_mean_height(gamma: float, temperature: float, box_length: float) -> float:
-    """<z> of an ideal gas under gravity in [0, L]: l - L / (exp(L/l) - 1), l = T / (4 gamma); L/2 at gamma 0."""
-    if gamma == 0:
-        return box_length / 2.0
-    scale = temperature / (4.0 * gamma)
-    ratio = box_length / scale
-    return scale if ratio > 700.0 else scale - box_length / math.expm1(ratio)  # exp(700) is near overflow

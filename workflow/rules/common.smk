@@ -1,31 +1,36 @@
 # Helpers shared by all stages (state points, wildcard constraints, code digests, per-rule parameters).
 import hashlib
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from vaepipe.config import STATE_NAME_PATTERN, state_points
+from vaepipe.config import state_points
 
 # {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
 STATES = state_points(config)
 
 
+# Only the configured state points: asking for another one fails as "missing input", not with a KeyError.
 wildcard_constraints:
-    state=STATE_NAME_PATTERN,
+    state="|".join(re.escape(name) for name in STATES),
 
 
 # Package sources whose change must rerun a stage. Snakemake sees neither the imported package nor the
-# compiled extension, so their digest is a parameter of each job. Plotting code is left out on purpose, so
-# that a cosmetic change of a figure does not resample (force that with --forcerun).
+# compiled extension, so their digest is a parameter of each job. Plotting code is only in the density rule's
+# digest, so a cosmetic change of a figure never resamples (the preliminary figure: --forcerun preliminary).
 SAMPLER_CODE = (
     "cpp",
     "CMakeLists.txt",
     "vaepipe/mc.py",
+    "vaepipe/_validate.py",
+    "vaepipe/_build.py",
     "vaepipe/seeds.py",
     "vaepipe/io.py",
 )
 PRELIMINARY_CODE = SAMPLER_CODE + ("vaepipe/sampling.py", "vaepipe/decorrelation.py")
 SAMPLE_CODE = SAMPLER_CODE + ("vaepipe/sampling.py",)
+PLOT_CODE = ("vaepipe/plots.py", "vaepipe/profiles.py", "vaepipe/io.py")
 
 _DIGEST_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
 
@@ -76,6 +81,11 @@ def _canonical(value):
 def config_section(name):
     """One top-level section of the config, canonicalised, for a rule's params."""
     return _canonical(config[name])
+
+
+def sampling_section():
+    """The sampling section without the figure's binning, which is the density rule's business."""
+    return {k: v for k, v in config_section("sampling").items() if k != "density_bins"}
 
 
 def state_point(wildcards):

@@ -37,13 +37,6 @@ rule sample:
         preliminary="results/preliminary/{state}.json",
     output:
         samples="results/samples/{state}.h5",
-        density=report(
-            "results/samples/{state}_density.png",
-            caption="../report/density.rst",
-            category="Sampling",
-            subcategory="Density profiles",
-            labels={"state": "{state}"},
-        ),
     log:
         "logs/sample/{state}.log",
     benchmark:
@@ -58,7 +51,36 @@ rule sample:
         seed=config["seed"],
         system=config_section("system"),
         state_point=state_point,
-        sampling=config_section("sampling"),
+        sampling=sampling_section(),
         code=code_digest(*SAMPLE_CODE),
     script:
         "../scripts/sample.py"
+
+
+# The figure is its own job: a change of its binning or of the plotting code redraws it without resampling.
+rule density:
+    input:
+        samples="results/samples/{state}.h5",
+    output:
+        density=report(
+            "results/samples/{state}_density.png",
+            caption="../report/density.rst",
+            category="Sampling",
+            subcategory="Density profiles",
+            labels={"state": "{state}"},
+        ),
+    log:
+        "logs/density/{state}.log",
+    benchmark:
+        "results/benchmarks/density/{state}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=sample_mem_mb,
+        runtime=10,
+    params:
+        bins=config["sampling"]["density_bins"],
+        code=code_digest(*PLOT_CODE),
+    script:
+        "../scripts/density.py"

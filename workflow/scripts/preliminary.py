@@ -11,5 +11,6 @@ params = dict(snakemake.params.items())
 state = snakemake.wildcards.state
 seed = derive_seed(params["seed"], "preliminary", state)
 result = sampling.run_preliminary(params["system"], params["state_point"], params["preliminary"], seed, state=state)
-io.write_preliminary(snakemake.output.summary, {**result.summary, "provenance": io.provenance(params, seed)})
+# The figure first and the summary last: the summary is what the next stage reads, so it alone marks completion.
 io.save_figure(plots.preliminary_figure(result), snakemake.output.plot)
+io.write_preliminary(snakemake.output.summary, {**result.summary, "provenance": io.provenance(params, seed)})
