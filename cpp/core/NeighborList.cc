@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace vaepipe {
@@ -41,32 +42,31 @@ std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, s
                          std::int64_t count) {
     // `pbc` here asks for the minimum image per pair (on the periodic axes); the cell scan instead shifts p to
     // the image that matches each wrapped run of cells and passes 0, which saves the wrap arithmetic.
-    const bool wrapX = periodicAxis(pbc, 0, dim), wrapY = periodicAxis(pbc, 1, dim);
-    const bool wrapZ = periodicAxis(pbc, 2, dim);
     const std::int64_t len = end - begin;
-    const double half = 0.5 * boxLength;
     const double* __restrict cx = sorted[0] + begin;
     const double* __restrict cy = sorted[1] + begin;
-    const double* __restrict cz = sorted[2] + begin;
+    const double* __restrict cz = sorted[2] + begin;  // zeros in 2D, where p[2] is 0 too
     const double px = p[0], py = p[1], pz = p[2];
+    if (pbc == 0) {
 #pragma omp simd
-    for (std::int64_t m = 0; m < len; ++m) {
-        double dx = px - cx[m];
-        double dy = py - cy[m];
-        double dz = dim == 3 ? pz - cz[m] : 0.0;
-        if (wrapX) {
-            dx = dx > half ? dx - boxLength : dx;
-            dx = dx < -half ? dx + boxLength : dx;
+        for (std::int64_t m = 0; m < len; ++m) {
+            const double dx = px - cx[m], dy = py - cy[m], dz = pz - cz[m];
+            dist[m] = dx * dx + dy * dy + dz * dz;
         }
-        if (wrapY) {
-            dy = dy > half ? dy - boxLength : dy;
-            dy = dy < -half ? dy + boxLength : dy;
+    } else {
+        // Minimum image as min(|d|, period - |d|), with an infinite period on the axes that do not wrap.
+        const double inf = std::numeric_limits<double>::infinity();
+        const double lx = periodicAxis(pbc, 0, dim) ? boxLength : inf;
+        const double ly = periodicAxis(pbc, 1, dim) ? boxLength : inf;
+        const double lz = periodicAxis(pbc, 2, dim) ? boxLength : inf;
+#pragma omp simd
+        for (std::int64_t m = 0; m < len; ++m) {
+            double dx = __builtin_fabs(px - cx[m]), dy = __builtin_fabs(py - cy[m]), dz = __builtin_fabs(pz - cz[m]);
+            dx = dx < lx - dx ? dx : lx - dx;
+            dy = dy < ly - dy ? dy : ly - dy;
+            dz = dz < lz - dz ? dz : lz - dz;
+            dist[m] = dx * dx + dy * dy + dz * dz;
         }
-        if (wrapZ) {
-            dz = dz > half ? dz - boxLength : dz;
-            dz = dz < -half ? dz + boxLength : dz;
-        }
-        dist[m] = dx * dx + dy * dy + dz * dz;
     }
     for (std::int64_t m = 0; m < len; ++m) {
         const std::int32_t j = ids[begin + m];
