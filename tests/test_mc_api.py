@@ -177,6 +177,8 @@ def test_every_simd_variant_gives_the_same_trajectory():
     """The kernels compiled for SSE2, AVX2 and AVX-512 accumulate in the same fixed lanes and order."""
     levels = ["sse2", "avx2", "avx512"]
     available = levels[: levels.index(simd_level()) + 1]
+    if len(available) < 2:
+        pytest.skip("this CPU offers only SSE2: there is no second kernel to compare with")
     code = ("import numpy as np; from vaepipe.mc import Sampler, simd_level;"
             "s = Sampler(n_particles=30, box_length=5.0, temperature=1.0, gamma=0.1, seed=5); s.run(2000);"
             "b = Sampler(n_particles=300, box_length=7.5, temperature=1.2, boundary='periodic', cutoff=3.0, seed=5);"
@@ -189,7 +191,6 @@ def test_every_simd_variant_gives_the_same_trajectory():
         reported, *values = out.stdout.split()
         assert reported == level
         outputs[level] = values
-    assert len(available) >= 2, "this CPU offers only SSE2; nothing to compare"
     first = outputs[available[0]]
     for level in available[1:]:
         assert outputs[level] == first, f"{level} differs from {available[0]}"
