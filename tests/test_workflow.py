@@ -111,29 +111,29 @@ def _planned_jobs(text: str) -> dict[str, int]:
     return jobs
 
 
+def _dry_run_after_edit(runs, name: str, old: str, new: str) -> str:
+    """`snakemake -n` output for the finished run "a" under the tiny config with `old` replaced by `new`."""
+    base, _ = runs
+    assert old in TINY
+    changed = base / name
+    changed.write_text(TINY.replace(old, new))
+    return _check(_snakemake(base / "a", changed, "-n"))
+
+
 def test_changing_sampling_keys_reruns_only_sampling(runs):
-    base, config = runs
-    changed = base / "changed.yaml"
-    changed.write_text(TINY.replace("samples_per_chain: 20", "samples_per_chain: 25"))
-    jobs = _planned_jobs(_check(_snakemake(base / "a", changed, "-n")))
+    jobs = _planned_jobs(_dry_run_after_edit(runs, "changed.yaml", "samples_per_chain: 20", "samples_per_chain: 25"))
     assert jobs.get("sample") == len(STATES)
     assert "preliminary" not in jobs
 
 
 def test_figure_settings_redraw_without_resampling(runs):
-    base, config = runs
-    changed = base / "bins.yaml"
-    changed.write_text(TINY.replace("density_bins: 10", "density_bins: 12"))
-    jobs = _planned_jobs(_check(_snakemake(base / "a", changed, "-n")))
+    jobs = _planned_jobs(_dry_run_after_edit(runs, "bins.yaml", "density_bins: 10", "density_bins: 12"))
     assert jobs.get("density") == len(STATES)
     assert "sample" not in jobs and "preliminary" not in jobs
 
 
 def test_whole_number_spelling_of_a_float_key_is_the_same_run(runs):
-    base, config = runs
-    changed = base / "int.yaml"
-    changed.write_text(TINY.replace("box_length: 4.0", "box_length: 4"))
-    assert "Nothing to be done" in _check(_snakemake(base / "a", changed, "-n"))
+    assert "Nothing to be done" in _dry_run_after_edit(runs, "int.yaml", "box_length: 4.0", "box_length: 4")
 
 
 def test_an_unconfigured_state_point_is_not_a_key_error(runs):
