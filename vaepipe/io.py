@@ -1,6 +1,6 @@
 """File layouts of vaepipe: the only module that reads or writes result files.
 
-Samples file, ``results/samples/{state}.h5`` (contract; see docs/pipeline.md)::
+Samples file, ``results/samples/{state}.h5`` (contract; see README.md, "Output files")::
 
     positions  (S, N, dim) float64   particle coordinates in sigma, z = last coordinate in [0, L]
     energy     (S,)        float64   total potential energy U / epsilon of each configuration
