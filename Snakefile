@@ -1,7 +1,7 @@
 # vaepipe workflow. Run from the repository root with the package installed
 # (pip install -e . --no-build-isolation):
 #     snakemake --cores all              (config.yaml; override keys with --configfile my.yaml)
-# Config keys, units and output files: docs/pipeline.md and workflow/schemas/config.schema.yaml.
+# Config keys, units and output files: README.md and workflow/schemas/config.schema.yaml.
 from snakemake.utils import min_version, validate
 
 from vaepipe.config import check_config, normalize_numbers
