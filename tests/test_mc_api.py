@@ -309,8 +309,12 @@ def test_run_trace_records_every_interval():
 
 # --- state and tuning ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("system", [SEED_SYSTEM, BULK, {**BULK, "neighbor_list": "off"}],
-                         ids=["all-pairs-cache", "neighbor-list-tail", "all-pairs-periodic"])
+FILM = dict(n_particles=400, box_length=10.0, temperature=1.0, gamma=0.5, boundary="slab", cutoff=2.5,
+            step_size=0.15, neighbor_list="on")
+
+
+@pytest.mark.parametrize("system", [SEED_SYSTEM, BULK, {**BULK, "neighbor_list": "off"}, FILM],
+                         ids=["all-pairs-cache", "neighbor-list-tail", "all-pairs-periodic", "slab-neighbor-list"])
 def test_get_state_set_state_resumes_bit_for_bit(system):
     whole = Sampler(**system, seed=21)
     whole.run(40)
