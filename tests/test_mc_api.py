@@ -83,8 +83,10 @@ def test_failed_placement_and_bad_positions_leave_the_sampler_unchanged():
     grid = (np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3)[:60] + 0.5) * 0.75
     s = Sampler(n_particles=60, box_length=3.0, temperature=1.0, positions=grid, seed=1)
     before = s.positions, s.energy
+    stream = s.get_state()["rng_state"]
     with pytest.raises(ValueError, match="cannot be placed"):
         s.randomize()
+    assert np.array_equal(s.get_state()["rng_state"], stream)
     with pytest.raises(ValueError, match="particles 0 and 1 .*not finite"):
         s.positions = np.vstack([grid[:1], grid[:1], grid[2:]])
     assert np.array_equal(s.positions, before[0]) and s.energy == before[1] == s.recompute_energy()

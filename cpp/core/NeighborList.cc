@@ -90,25 +90,22 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
         for (int k = 0; k < dim; ++k) m_ref[i * dim + k] = coord[k][i];
     }
 
-    // Sort particles by cell (counting sort, stable, so the list order is reproducible). Cells of side >= range
-    // / reach, scanning `reach` cells each way: reach 2 visits (5/3)^3 fewer candidates than reach 1 where the box
-    // is large enough. The neighbour cells must be distinct (nc >= 2 reach + 1); otherwise everything is one
-    // cell and the scan is over all pairs.
+    // Sort particles by cell (counting sort, stable, so the list order is reproducible). Cells of side >=
+    // range / 2, scanning two cells each way, visit (5/6)^3 of the candidates that cells of side >= range and
+    // one cell each way would. The 5 cells per axis must be distinct (nc >= 5; a box too small for that also
+    // has too few cells for reach 1 to pay), otherwise everything is one cell and the scan is over all pairs.
     int reach = 0;
     std::int64_t nc = 1;
-    for (int r : {2, 1}) {
-        const auto perSide = static_cast<std::int64_t>(std::floor(r * boxLength / range));
-        if (perSide >= 2 * r + 1) {
-            reach = r;
-            nc = perSide;
-            break;
-        }
+    if (const auto perSide = static_cast<std::int64_t>(std::floor(2.0 * boxLength / range)); perSide >= 5) {
+        reach = 2;
+        nc = perSide;
     }
     const std::int64_t numCells = dim == 3 ? nc * nc * nc : nc * nc;
     std::vector<std::int64_t> cellOf(n);
     std::vector<std::int64_t> cellStart(numCells + 1, 0);
+    // Clamped as a double before the cast: an out-of-range value must not reach the (undefined) conversion.
     auto cellIndex = [&](double v) {
-        return std::clamp<std::int64_t>(static_cast<std::int64_t>(v * nc / boxLength), 0, nc - 1);
+        return static_cast<std::int64_t>(std::clamp(std::floor(v * nc / boxLength), 0.0, static_cast<double>(nc - 1)));
     };
     for (std::int64_t i = 0; i < n; ++i) {
         std::int64_t c = 0;

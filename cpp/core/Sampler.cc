@@ -215,10 +215,17 @@ void Sampler::placeOnLattice(std::vector<double>& out) {
 }
 
 void Sampler::randomize() {
-    // Placed into a scratch copy: if even the lattice cannot hold N, the sampler keeps its configuration.
+    // Placed into a scratch copy: if even the lattice cannot hold N, the sampler keeps its configuration and
+    // its random stream.
+    const Rng::State saved = m_rng.state();
     std::vector<double> placed(m_n * m_dim, 0.0);
-    if (!placeRandomly(placed)) placeOnLattice(placed);
-    commitPositions(placed);
+    try {
+        if (!placeRandomly(placed)) placeOnLattice(placed);
+        commitPositions(placed);
+    } catch (...) {
+        m_rng.setState(saved);
+        throw;
+    }
 }
 
 void Sampler::setPositions(const std::vector<double>& rowMajor) {
@@ -367,6 +374,11 @@ void Sampler::setNeighborReference(const std::vector<double>& rowMajor) {
     }
     if (static_cast<std::int64_t>(rowMajor.size()) != m_n * m_dim) {
         throw std::invalid_argument("neighbor reference must have n_particles * dim values");
+    }
+    for (double v : rowMajor) {
+        if (!(v >= 0.0 && v <= m_params.boxLength)) {
+            throw std::invalid_argument("neighbor reference positions must be finite and inside [0, box_length]");
+        }
     }
     std::vector<double> x(m_n), y(m_n), z(m_n, 0.0);
     double* coord[3] = {x.data(), y.data(), z.data()};
