@@ -81,21 +81,9 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
 }
 
 void Sampler::fillPairCache() {
-    KernelArgs a{};
-    a.x = m_x.data();
-    a.y = m_y.data();
-    a.z = m_z.data();
-    a.count = m_n;
-    a.boxLength = m_params.boxLength;
-    a.cutoff2 = m_cutoff2;
     for (std::int64_t i = 0; i < m_n; ++i) {
-        a.newPos[0] = m_x[i];
-        a.newPos[1] = m_y[i];
-        a.newPos[2] = m_z[i];
-        const double saved = m_x[i];
-        m_x[i] = std::numeric_limits<double>::quiet_NaN();
-        m_pairEnergies(a, m_pairCache.data() + i * m_stride, m_newPair.data());  // oldSum unused here
-        m_x[i] = saved;
+        const double pos[3] = {m_x[i], m_y[i], m_z[i]};
+        pairEnergiesAllPairs(i, pos, m_pairCache.data() + i * m_stride, m_newPair.data());  // oldSum unused
     }
 }
 
@@ -109,6 +97,17 @@ void Sampler::setStepSize(double stepSize) {
     m_stepSize = stepSize;
 }
 
+double Sampler::separation2(const double* a, const double* b) const {
+    const double L = m_params.boxLength;
+    double d2 = 0.0;
+    for (int k = 0; k < m_dim; ++k) {
+        double d = a[k] - b[k];
+        if (periodicAxis(static_cast<int>(m_params.boundary), k, m_dim)) d -= L * std::nearbyint(d / L);
+        d2 += d * d;
+    }
+    return d2;
+}
+
 bool Sampler::placeRandomly(std::vector<double>& out) {
     const double L = m_params.boxLength;
     const int pbc = static_cast<int>(m_params.boundary);
@@ -119,7 +118,6 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
     std::vector<std::vector<std::int64_t>> cells(numCells);
     auto cellCoord = [&](double v) { return std::clamp<std::int64_t>(static_cast<std::int64_t>(v * nc / L), 0, nc - 1); };
     const int dim = m_dim;
-    auto coordOf = [&](std::int64_t j, int k) { return out[j * dim + k]; };
 
     for (std::int64_t i = 0; i < m_n; ++i) {
         bool placed = false;
@@ -146,13 +144,7 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
                         std::int64_t cell = 0;
                         for (int k = m_dim - 1; k >= 0; --k) cell = cell * nc + cc[k];
                         for (std::int64_t j : cells[cell]) {
-                            double d2 = 0.0;
-                            for (int k = 0; k < m_dim; ++k) {
-                                double d = p[k] - coordOf(j, k);
-                                if (periodicAxis(pbc, k, m_dim)) d -= L * std::nearbyint(d / L);
-                                d2 += d * d;
-                            }
-                            if (d2 < min2) {
+                            if (separation2(p, &out[j * dim]) < min2) {
                                 clash = true;
                                 break;
                             }
@@ -163,15 +155,7 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
             if (nc < 3) {
                 // Re-check against everyone: cheap at the sizes where nc < 3 happens.
                 clash = false;
-                for (std::int64_t j = 0; j < i && !clash; ++j) {
-                    double d2 = 0.0;
-                    for (int k = 0; k < m_dim; ++k) {
-                        double d = p[k] - coordOf(j, k);
-                        if (periodicAxis(pbc, k, m_dim)) d -= L * std::nearbyint(d / L);
-                        d2 += d * d;
-                    }
-                    clash = d2 < min2;
-                }
+                for (std::int64_t j = 0; j < i && !clash; ++j) clash = separation2(p, &out[j * dim]) < min2;
             }
             if (!clash) {
                 for (int k = 0; k < m_dim; ++k) out[i * dim + k] = p[k];
@@ -267,14 +251,7 @@ void Sampler::commitPositions(const std::vector<double>& rowMajor) {
         double best = std::numeric_limits<double>::infinity();
         for (std::int64_t i = 0; i < m_n; ++i) {
             for (std::int64_t j = i + 1; j < m_n; ++j) {
-                double d2 = 0.0;
-                for (int k = 0; k < m_dim; ++k) {
-                    double d = coord[k][i] - coord[k][j];
-                    if (periodicAxis(static_cast<int>(m_params.boundary), k, m_dim)) {
-                        d -= m_params.boxLength * std::nearbyint(d / m_params.boxLength);
-                    }
-                    d2 += d * d;
-                }
+                const double d2 = separation2(&rowMajor[i * m_dim], &rowMajor[j * m_dim]);
                 if (d2 < best) {
                     best = d2;
                     bi = i;
@@ -309,7 +286,7 @@ double Sampler::recomputeEnergy() const {
            gravityEnergy(m_dim == 3 ? m_z.data() : m_y.data(), m_n, m_params.gamma) + m_tail;
 }
 
-PairSums Sampler::pairSumsAllPairs(std::int64_t i, const double* oldPos, const double* newPos) {
+[[gnu::always_inline]] inline KernelArgs Sampler::allPairsArgs(const double* oldPos, const double* newPos) const {
     KernelArgs a{};
     a.x = m_x.data();
     a.y = m_y.data();
@@ -321,10 +298,25 @@ PairSums Sampler::pairSumsAllPairs(std::int64_t i, const double* oldPos, const d
     }
     a.boxLength = m_params.boxLength;
     a.cutoff2 = m_cutoff2;
-    // The particle's own entry is excluded by a NaN for the duration of the call (see Kernel.h).
+    return a;
+}
+
+// In both all-pairs calls the particle's own entry is excluded by a NaN for the duration of the call (see
+// Kernel.h).
+[[gnu::always_inline]] inline PairSums Sampler::pairSumsAllPairs(std::int64_t i, const double* oldPos, const double* newPos) {
+    const KernelArgs a = allPairsArgs(oldPos, newPos);
     const double saved = m_x[i];
     m_x[i] = std::numeric_limits<double>::quiet_NaN();
     const PairSums sums = m_kernel(a);
+    m_x[i] = saved;
+    return sums;
+}
+
+[[gnu::always_inline]] inline PairSums Sampler::pairEnergiesAllPairs(std::int64_t i, const double* newPos, double* out, const double* oldRow) {
+    const KernelArgs a = allPairsArgs(newPos, newPos);
+    const double saved = m_x[i];
+    m_x[i] = std::numeric_limits<double>::quiet_NaN();
+    const PairSums sums = m_pairEnergies(a, out, oldRow);
     m_x[i] = saved;
     return sums;
 }
@@ -438,20 +430,7 @@ void Sampler::moves(std::int64_t count) {
         PairSums sums;
         bool farFromBuild = false;
         if constexpr (UseCache) {
-            KernelArgs a{};
-            a.x = m_x.data();
-            a.y = m_y.data();
-            a.z = m_z.data();
-            a.count = m_n;
-            a.newPos[0] = newPos[0];
-            a.newPos[1] = newPos[1];
-            a.newPos[2] = newPos[2];
-            a.boxLength = L;
-            a.cutoff2 = m_cutoff2;
-            const double saved = m_x[i];
-            m_x[i] = std::numeric_limits<double>::quiet_NaN();
-            sums = m_pairEnergies(a, m_newPair.data(), m_pairCache.data() + i * m_stride);
-            m_x[i] = saved;
+            sums = pairEnergiesAllPairs(i, newPos, m_newPair.data(), m_pairCache.data() + i * m_stride);
         } else if constexpr (UseList) {
             farFromBuild = m_list.displacement2(i, newPos, Dim, L, Pbc) > halfSkin2;
             // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.

@@ -92,7 +92,12 @@ private:
     bool placeRandomly(std::vector<double>& out);
     void commitPositions(const std::vector<double>& rowMajor);
     void buildNeighborList(const double* x, const double* y, const double* z);
+    KernelArgs allPairsArgs(const double* oldPos, const double* newPos) const;
     PairSums pairSumsAllPairs(std::int64_t i, const double* oldPos, const double* newPos);
+    // New pair energies of particle i at newPos into out (all pairs); oldSum is the lane sum of oldRow.
+    PairSums pairEnergiesAllPairs(std::int64_t i, const double* newPos, double* out, const double* oldRow);
+    // Squared separation of two positions (row-major), minimum image on the periodic axes.
+    double separation2(const double* a, const double* b) const;
     PairSums pairSumsNeighbors(std::int64_t i, const double* oldPos, const double* newPos);
 
     SystemParams m_params;
