@@ -15,6 +15,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _REBUILD_HINT = "rebuild it from the repository root with:  pip install -e . --no-build-isolation"
 
 
+def files_digest(root: Path, names) -> str:
+    """SHA-256 over files given by their paths relative to root: one line "name\nsha256(content)\n" each, in
+    sorted order (the format CMakeLists.txt computes too). Changes when a file is added, removed, renamed or
+    edited; also used by the workflow's code digests."""
+    text = "".join(f"{name}\n{hashlib.sha256((Path(root) / name).read_bytes()).hexdigest()}\n"
+                   for name in sorted(names))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def source_digest(root: Path = REPO_ROOT) -> str | None:
     """SHA-256 over the C++ sources and CMakeLists.txt, computed as CMakeLists.txt does; None outside a checkout."""
     cpp = root / "cpp"
@@ -23,9 +32,7 @@ def source_digest(root: Path = REPO_ROOT) -> str | None:
         return None
     files = [p for p in cpp.rglob("*") if p.is_file() and p.suffix in {".h", ".cc", ".cpp", ".inc"}]
     files.append(cmake)
-    names = sorted(p.relative_to(root).as_posix() for p in files)
-    text = "".join(f"{name}\n{hashlib.sha256((root / name).read_bytes()).hexdigest()}\n" for name in names)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return files_digest(root, [p.relative_to(root).as_posix() for p in files])
 
 
 @lru_cache(maxsize=1)

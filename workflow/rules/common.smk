@@ -1,10 +1,10 @@
 # Helpers shared by all stages (state points, wildcard constraints, code digests, per-rule parameters).
-import hashlib
 import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from vaepipe._build import files_digest
 from vaepipe.config import state_points
 
 # {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
@@ -55,18 +55,16 @@ def _digest_files(path):
 
 
 def code_digest(*paths):
-    """SHA-256 over the given files and directories (relative to the workflow's base directory).
-
-    Each file contributes its relative path and the SHA-256 of its content, in sorted order, so the digest
-    changes exactly when a source file is added, removed, renamed or edited.
+    """SHA-256 over the given files and directories (relative to the workflow's base directory), in the format
+    of vaepipe._build.files_digest: it changes exactly when a source file is added, removed, renamed or edited.
     """
     root = Path(workflow.basedir)
-    digest = hashlib.sha256()
-    for rel in paths:
-        for f in _digest_files(root / rel):
-            digest.update(f.relative_to(root).as_posix().encode("utf-8") + b"\0")
-            digest.update(hashlib.sha256(f.read_bytes()).digest())
-    return digest.hexdigest()
+    names = [
+        f.relative_to(root).as_posix()
+        for rel in paths
+        for f in _digest_files(root / rel)
+    ]
+    return files_digest(root, names)
 
 
 def _canonical(value):
