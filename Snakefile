@@ -21,9 +21,11 @@ check_config(config)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/featurize.smk"
 
 
 rule all:
     default_target: True
     input:
         sampling_outputs(),
+        feature_outputs(),

@@ -18,6 +18,7 @@ system: {n_particles: 8, box_length: 4.0}
 state_points: {gamma: [0.0, 1.0], temperature: [1.0]}
 preliminary: {tune_sweeps: 200, sweeps: 4000}
 sampling: {chains: 2, samples_per_chain: 20, density_bins: 10}
+features: {voxel: {voxel_size: 0.5}}
 """
 
 

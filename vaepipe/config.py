@@ -226,7 +226,37 @@ def check_config(config: dict) -> dict:
                     f"a samples file below {MAX_SAMPLES_BYTES / 1024**3:g} GiB per state point (this one would "
                     f"hold {size / 1024**3:.1f} GiB of positions)",
                     "lower sampling.samples_per_chain or sampling.chains")
+
+    _check_features(config, box_length, dim, boundary)
     return config
+
+
+def _check_features(config: dict, box_length: float, dim: int, boundary: str) -> None:
+    """The features section against the system: whole cells per side, Gaussians that fit, axes and anchors
+    that exist. The messages are those of vaepipe.features, prefixed with the key."""
+    from vaepipe import features
+
+    voxel_size = _get(config, "features.voxel.voxel_size")
+    try:
+        features.num_cells(box_length, voxel_size)
+    except ValueError as exc:
+        raise ValueError(f"config key features.voxel.voxel_size = {voxel_size!r}: {exc}") from None
+    width = _get(config, "features.voxel.width")
+    limit = features.MAX_PERIODIC_WIDTH_FRACTION * box_length
+    if _get(config, "features.voxel.method") == "gaussian" and boundary != "reflect" and width > limit:
+        raise _fail("features.voxel.width", width, f"at most box_length / 4 = {limit:g} sigma with boundary "
+                    f"{boundary!r} (a wider Gaussian wraps into a nearly uniform grid)",
+                    "lower features.voxel.width")
+    sort_axis = _get(config, "features.coordinates.sort_axis")
+    if sort_axis >= dim:
+        raise _fail("features.coordinates.sort_axis", sort_axis, f"an axis of the {dim}-D box, 0 to {dim - 1} "
+                    f"(0 = x, {dim - 1} = height)", f"set features.coordinates.sort_axis to 0..{dim - 1}")
+    anchors = _get(config, "features.distance.anchors")
+    try:
+        features.box_anchors(box_length, dim, anchors)
+    except ValueError as exc:
+        raise ValueError(f"config key features.distance.anchors = {anchors!r}: {exc}; fix: give each point {dim} "
+                         f"coordinates in [0, {box_length:g}] sigma, or use 'corners' or 'none'") from None
 
 
 # --------------------------------------------------------------------------- state points

@@ -6,14 +6,22 @@ from snakemake.exceptions import WorkflowError
 
 from vaepipe._build import files_digest
 from vaepipe.config import state_points
+from vaepipe.features import (
+    CHUNK_BYTES,
+    REPRESENTATIONS,
+    canonical_params,
+    feature_shape,
+)
 
 # {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
 STATES = state_points(config)
+# REPRESENTATIONS ("voxel", "distance", "coordinates"): one features file each, see vaepipe/features.py.
 
 
 # Only the configured state points: asking for another one fails as "missing input", not with a KeyError.
 wildcard_constraints:
     state="|".join(re.escape(name) for name in STATES),
+    representation="|".join(REPRESENTATIONS),
 
 
 # Package sources whose change must rerun a stage. Snakemake sees neither the imported package nor the
@@ -31,6 +39,7 @@ SAMPLER_CODE = (
 PRELIMINARY_CODE = SAMPLER_CODE + ("vaepipe/sampling.py", "vaepipe/decorrelation.py")
 SAMPLE_CODE = SAMPLER_CODE + ("vaepipe/sampling.py",)
 PLOT_CODE = ("vaepipe/plots.py", "vaepipe/profiles.py", "vaepipe/io.py")
+FEATURE_CODE = ("vaepipe/features.py", "vaepipe/io.py")
 
 _DIGEST_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
 
@@ -109,3 +118,42 @@ def sample_mem_mb(wildcards):
     num = config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
     size = num * config["system"]["n_particles"] * config["system"]["dim"] * 8
     return 1000 + 4 * size // 1_000_000
+
+
+def feature_params(wildcards):
+    """The config section features.{representation}, checked and canonical (a count grid carries no Gaussian
+    width, anchor points are floats), so that only a change of what the features depend on reruns the job.
+    """
+    return _canonical(
+        canonical_params(
+            wildcards.representation, config["features"][wildcards.representation]
+        )
+    )
+
+
+def feature_outputs():
+    """Every features file: each representation of each state point."""
+    return expand(
+        "results/features/{representation}/{state}.h5",
+        representation=REPRESENTATIONS,
+        state=STATES,
+    )
+
+
+def featurize_mem_mb(wildcards):
+    """Memory of a featurize job in MB: the samples, the float32 features twice over (array and HDF5 write),
+    one chunk of float64 working memory, plus the interpreter."""
+    system = config["system"]
+    num = config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
+    shape = feature_shape(
+        wildcards.representation,
+        config["features"][wildcards.representation],
+        system["n_particles"],
+        system["dim"],
+        system["box_length"],
+    )
+    per_sample = 4
+    for size in shape:
+        per_sample *= size
+    samples = num * system["n_particles"] * system["dim"] * 8
+    return 1000 + (2 * samples + 2 * num * per_sample + 2 * CHUNK_BYTES) // 1_000_000
