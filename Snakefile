@@ -22,6 +22,7 @@ check_config(config)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/featurize.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
     input:
         sampling_outputs(),
         feature_outputs(),
+        learning_outputs(),

@@ -19,7 +19,12 @@ state_points: {gamma: [0.0, 1.0], temperature: [1.0]}
 preliminary: {tune_sweeps: 200, sweeps: 4000}
 sampling: {chains: 2, samples_per_chain: 20, density_bins: 10}
 features: {voxel: {voxel_size: 0.5}}
+vae:
+  voxel: {latent_dim: 3, filters: [4, 8], dense_units: 8, epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
+  distance: {latent_dim: 3, filters: [4], dense_units: 8, epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
+  coordinates: {epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
 """
+REPRESENTATIONS = ("voxel", "distance", "coordinates")
 
 
 def _snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -47,9 +52,10 @@ def runs(tmp_path_factory):
 
 def _result_files(workdir: Path) -> dict[str, bytes]:
     files = {}
-    for sub in ("results/preliminary", "results/samples"):
-        for path in sorted((workdir / sub).iterdir()):
-            files[path.relative_to(workdir).as_posix()] = path.read_bytes()
+    for sub in ("results/preliminary", "results/samples", "results/features", "results/models", "results/latent"):
+        for path in sorted((workdir / sub).rglob("*")):
+            if path.is_file():
+                files[path.relative_to(workdir).as_posix()] = path.read_bytes()
     return files
 
 
@@ -84,10 +90,44 @@ def test_outputs_follow_the_contract(runs):
     assert leftovers == []
 
 
+def test_learning_stages_follow_their_layouts(runs):
+    import pandas as pd
+
+    base, _ = runs
+    work = base / "a"
+    for representation in REPRESENTATIONS:
+        feats = io.read_features(work / f"results/features/{representation}/gamma1_T1.h5")
+        assert feats.features.dtype == "float32" and feats.num_samples == 40
+        assert feats.features.min() >= 0 and feats.features.max() <= 1
+        expected = {"voxel": (8, 8, 8), "distance": (16, 16), "coordinates": (24,)}[representation]
+        assert feats.features.shape[1:] == expected
+        model_dir = work / f"results/models/{representation}"
+        for name in ("vae.keras", "history.csv", "metrics.json", "loss.png", "reconstructions.png"):
+            assert (model_dir / name).is_file(), (representation, name)
+        history = pd.read_csv(model_dir / "history.csv")
+        assert list(history["epoch"]) == [1, 2]
+        metrics = io.read_json(model_dir / "metrics.json")
+        assert metrics["num_samples"] == metrics["split_sizes"]["test"] == 8  # 10% of 40 per state
+        assert metrics["error_ratio"] > 0 and metrics["provenance"]["config"]["model"]["epochs"] == 2
+        frame, attrs = io.read_latent(work / f"results/latent/{representation}.parquet")
+        assert len(frame) == 80 and attrs["representation"] == representation
+        latent_dim = 2 if representation == "coordinates" else 3
+        assert [c for c in frame if c.startswith("z_mean_")] == [f"z_mean_{i}" for i in range(latent_dim)]
+        assert frame.groupby("split").size().to_dict() == {"test": 8, "train": 64, "validation": 8}
+        assert set(frame["gamma"]) == {0.0, 1.0}
+        log = (work / f"logs/train_vae/{representation}.log").read_text()
+        assert "epoch 2/2" in log and "mean-predictor baseline" in log
+    # the same test samples for every representation
+    splits = [io.read_latent(work / f"results/latent/{r}.parquet")[0] for r in REPRESENTATIONS]
+    for other in splits[1:]:
+        assert other[["state", "sample_index", "split"]].equals(splits[0][["state", "sample_index", "split"]])
+
+
 def test_identical_runs_give_identical_files(runs):
     base, _ = runs
     a, b = _result_files(base / "a"), _result_files(base / "b")
-    assert sorted(a) == sorted(b) and len(a) == 4 * len(STATES)
+    # per state: 4 sampling files + 3 features files; per representation: 5 model files + 1 latent file
+    assert sorted(a) == sorted(b) and len(a) == 7 * len(STATES) + 6 * len(REPRESENTATIONS)
     differing = [name for name in a if a[name] != b[name]]
     assert differing == []
 
@@ -125,6 +165,19 @@ def test_changing_sampling_keys_reruns_only_sampling(runs):
     jobs = _planned_jobs(_dry_run_after_edit(runs, "changed.yaml", "samples_per_chain: 20", "samples_per_chain: 25"))
     assert jobs.get("sample") == len(STATES)
     assert "preliminary" not in jobs
+
+
+def test_changing_beta_retrains_without_resampling_or_featurizing(runs):
+    text = _dry_run_after_edit(runs, "beta.yaml", "coordinates: {epochs: 2,", "coordinates: {beta: 0.5, epochs: 2,")
+    jobs = _planned_jobs(text)
+    assert jobs.get("train_vae") == 1 and jobs.get("encode") == 1
+    assert not {"sample", "preliminary", "featurize"} & set(jobs)
+
+
+def test_changing_voxel_size_refeaturizes_and_retrains_only_voxels(runs):
+    jobs = _planned_jobs(_dry_run_after_edit(runs, "voxel.yaml", "voxel_size: 0.5", "voxel_size: 0.25"))
+    assert jobs.get("featurize") == len(STATES) and jobs.get("train_vae") == 1
+    assert not {"sample", "preliminary"} & set(jobs)
 
 
 def test_figure_settings_redraw_without_resampling(runs):

@@ -26,6 +26,14 @@ Features file, ``results/features/{representation}/{state}.h5`` (representation:
 Preliminary summary, ``results/preliminary/{state}.json``: one JSON object, keys sorted, see
 :data:`PRELIMINARY_KEYS`.
 
+Model, ``results/models/{representation}/vae.keras``: a Keras 3 archive whose ``metadata.json`` carries the
+provenance under ``"vaepipe"`` (no save date). Next to it: ``history.csv`` (one row per epoch) and
+``metrics.json`` (test-split metrics, see :func:`vaepipe.training.evaluate`).
+
+Latent file, ``results/latent/{representation}.parquet``: one row per sample, columns :data:`LATENT_LABELS`
+(state, gamma, temperature, energy, chain, sample_index, split) then ``z_mean_0..`` and ``z_log_var_0..``
+(float32); the schema metadata ``vaepipe`` holds the provenance as JSON.
+
 Every write is atomic: the file is written under a temporary name in the destination directory, flushed to
 disk, and renamed over the destination, so a failed or interrupted job never leaves a file that looks complete.
 Writes are byte-reproducible: the same content gives the same bytes (no HDF5 timestamps, sorted attributes and
@@ -69,6 +77,15 @@ __all__ = [
     "Features",
     "write_features",
     "read_features",
+    "MODEL_FORMAT",
+    "LATENT_FORMAT",
+    "LATENT_LABELS",
+    "write_model",
+    "read_model",
+    "model_provenance",
+    "write_table_csv",
+    "write_latent",
+    "read_latent",
 ]
 
 SAMPLES_FORMAT = "vaepipe-samples-1"
@@ -320,18 +337,24 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _open_hdf5(path: Path, what: str, rule: str):
+    """Open a result file for reading, with errors that say which rule makes it."""
+    import h5py
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist; produce it with the workflow's {rule} rule")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 file ({exc}); delete it and rerun the {rule} rule") from exc
+
+
 def read_samples(path: str | Path) -> Samples:
     """Read and check a samples file; ValueError saying what is wrong if it does not follow the layout."""
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"samples file {path} does not exist; produce it with the workflow's sample rule")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path} is not a readable HDF5 file ({exc}); delete it and rerun the sample rule") from exc
-    with f:
+    with _open_hdf5(path, "samples", "sample") as f:
         problems = []
         for name, ndim in (("positions", 3), ("energy", 1), ("chain", 1)):
             if name not in f or not isinstance(f[name], h5py.Dataset):
@@ -594,13 +617,7 @@ def read_features(path: str | Path) -> Features:
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"features file {path} does not exist; produce it with the workflow's featurize rule")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path} is not a readable HDF5 file ({exc}); delete it and rerun the featurize rule") from exc
-    with f:
+    with _open_hdf5(path, "features", "featurize") as f:
         attrs = {k: _scalar(v) for k, v in f.attrs.items()}
         fmt = attrs.get("file_format")
         if fmt != FEATURES_FORMAT:
@@ -654,3 +671,142 @@ def read_features(path: str | Path) -> Features:
                     chain=data["chain"].astype(np.int64, copy=False),
                     sample_index=data["sample_index"].astype(np.int64, copy=False),
                     order=data.get("order"), anchors=data.get("anchors"), attrs=attrs)
+
+
+# --------------------------------------------------------------------------- models (.keras), histories, latents
+
+MODEL_FORMAT = "vaepipe-model-1"
+LATENT_FORMAT = "vaepipe-latent-1"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _canonical_shared_ids(config_json: bytes) -> bytes:
+    """Keras marks objects shared between layers with ``"shared_object_id": id(obj)``, a memory address that
+    differs from run to run; number them 1, 2, ... in order of first appearance instead (same sharing)."""
+    import re
+
+    numbers: dict[str, str] = {}
+
+    def renumber(match):
+        number = numbers.setdefault(match.group(2), str(len(numbers) + 1))
+        return match.group(1) + number
+
+    text = re.sub(r'("shared_object_id": )(\d+)', renumber, config_json.decode("utf-8"))
+    return text.encode("utf-8")
+
+
+def write_model(path: str | Path, model, provenance_record: Mapping[str, Any] | None = None) -> Path:
+    """Save a Keras model as a ``.keras`` file, atomically and byte-reproducibly.
+
+    Keras stamps the save date into ``metadata.json`` and the zip entries, and memory addresses into
+    ``config.json``; all are replaced (fixed entry dates, no ``date_saved``, shared objects numbered in order),
+    and the provenance record goes into ``metadata.json`` under ``"vaepipe"``.
+    ``keras.models.load_model`` reads the file as usual once ``vaepipe.models`` is imported.
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"model file {path}: expected a .keras file name, got {path.suffix!r}")
+    with atomic_path(path) as tmp:
+        raw = tmp.with_name(tmp.name + ".keras")
+        try:
+            model.save(raw)
+            with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+                for info in src.infolist():
+                    data = src.read(info.filename)
+                    if info.filename == "config.json":
+                        data = _canonical_shared_ids(data)
+                    if info.filename == "metadata.json":
+                        meta = json.loads(data)
+                        meta.pop("date_saved", None)
+                        meta["vaepipe"] = _jsonable({"file_format": MODEL_FORMAT, **dict(provenance_record or {})})
+                        data = json.dumps(meta, sort_keys=True, indent=2).encode("utf-8")
+                    entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
+                    entry.compress_type = zipfile.ZIP_DEFLATED
+                    entry.external_attr = 0o644 << 16
+                    dst.writestr(entry, data)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                raw.unlink()
+    return path
+
+
+def read_model(path: str | Path):
+    """Load a ``.keras`` model written by :func:`write_model` (imports Keras and vaepipe's custom layers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist; produce it with the workflow's train_vae rule")
+    import keras
+
+    import vaepipe.models  # noqa: F401  (registers the custom layers with Keras)
+
+    return keras.models.load_model(path, compile=False)
+
+
+def model_provenance(path: str | Path) -> dict:
+    """The ``"vaepipe"`` record of a model file's metadata (without loading the model)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("metadata.json")).get("vaepipe", {})
+
+
+def write_table_csv(path: str | Path, table) -> Path:
+    """Write a DataFrame as CSV (no index, fixed float format), atomically."""
+    text = table.to_csv(index=False, float_format="%.8g", lineterminator="\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+#: Label columns of a latent file, before the z_mean_* and z_log_var_* columns.
+LATENT_LABELS = ("state", "gamma", "temperature", "energy", "chain", "sample_index", "split")
+
+
+def write_latent(path: str | Path, labels, z_mean, z_log_var, attrs: Mapping[str, Any]) -> Path:
+    """Write latent means and log-variances with their labels as Parquet, atomically.
+
+    Columns: :data:`LATENT_LABELS`, then ``z_mean_0 .. z_mean_{k-1}`` and ``z_log_var_0 ..`` (float32).
+    ``attrs`` (representation, provenance, ...) go into the Parquet schema metadata under ``b"vaepipe"``.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    z_mean = np.asarray(z_mean, dtype=np.float32)
+    z_log_var = np.asarray(z_log_var, dtype=np.float32)
+    if z_mean.ndim != 2 or z_mean.shape != z_log_var.shape or z_mean.shape[0] != len(labels):
+        raise ValueError(f"z_mean {z_mean.shape} and z_log_var {z_log_var.shape} must be (S, latent_dim) with "
+                         f"S = {len(labels)} rows of labels")
+    missing = [c for c in LATENT_LABELS if c not in labels]
+    if missing:
+        raise ValueError(f"latent labels lack the column(s) {missing}")
+    frame = labels.loc[:, list(LATENT_LABELS)].reset_index(drop=True).copy()
+    latent = {f"z_mean_{i}": z_mean[:, i] for i in range(z_mean.shape[1])}
+    latent.update({f"z_log_var_{i}": z_log_var[:, i] for i in range(z_log_var.shape[1])})
+    frame = pd.concat([frame, pd.DataFrame(latent)], axis=1)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {"file_format": LATENT_FORMAT, "vaepipe_version": _version(), **dict(attrs)}
+    table = table.replace_schema_metadata({b"vaepipe": dumps(meta).encode("utf-8")})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)
+
+
+def read_latent(path: str | Path):
+    """Read a latent file: (DataFrame, attrs dict). ValueError when columns are missing."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"latent file {path} does not exist; produce it with the workflow's encode rule")
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(b"vaepipe")
+    attrs = json.loads(raw) if raw else {}
+    frame = table.to_pandas()
+    missing = [c for c in LATENT_LABELS if c not in frame] + ([] if "z_mean_0" in frame else ["z_mean_0"])
+    if missing or attrs.get("file_format") != LATENT_FORMAT:
+        raise ValueError(f"{path} is not a vaepipe latent file: missing columns {missing} or file_format "
+                         f"{attrs.get('file_format')!r} (expected {LATENT_FORMAT!r})")
+    return frame, attrs

@@ -18,7 +18,14 @@ from matplotlib.figure import Figure  # noqa: E402
 from vaepipe.profiles import barometric_density, density_profile, ideal_gas_mean_height  # noqa: E402
 from vaepipe.sampling import OBSERVABLES  # noqa: E402
 
-__all__ = ["preliminary_figure", "density_figure"]
+__all__ = [
+    "preliminary_figure",
+    "density_figure",
+    "loss_figure",
+    "voxel_reconstruction_figure",
+    "distance_reconstruction_figure",
+    "coordinates_reconstruction_figure",
+]
 
 _LABELS = {"energy": r"$U/\epsilon$", "mean_height": r"mean height $\bar z/\sigma$"}
 
@@ -98,4 +105,135 @@ def density_figure(positions: np.ndarray, attrs: Mapping, bins: int = 50) -> Fig
     ax.legend(fontsize="small", loc="upper right")
     state = attrs.get("state", "")
     ax.set_title(f"{state}  $\\gamma$ = {gamma:g}, $T^*$ = {temperature:g}, N = {n}, L = {box_length:g} $\\sigma$")
+    return fig
+
+
+# --------------------------------------------------------------------------- VAE training
+
+
+def loss_figure(history, title: str = "") -> Figure:
+    """Loss curves of a VAE: the objective, the reconstruction term and the KL term (per sample, nats), for the
+    training and validation splits, against the epoch; the KL weight of the warm-up on a twin axis.
+
+    history : DataFrame with columns epoch, loss, reconstruction, kl and optionally val_* and kl_weight.
+    """
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    epoch = history["epoch"].to_numpy()
+    for ax, key, label in zip(axes, ("loss", "reconstruction", "kl"),
+                              ("objective: reconstruction + beta x KL weight x KL", "reconstruction (nats)",
+                               "KL(q(z|x) || N(0, I)) (nats)")):
+        ax.plot(epoch, history[key], color="C0", label="train")
+        if f"val_{key}" in history:
+            ax.plot(epoch, history[f"val_{key}"], color="C1", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if key == "kl" and "kl_weight" in history:
+            twin = ax.twinx()
+            twin.plot(epoch, history["kl_weight"], color="0.5", ls=":", label="KL weight (warm-up)")
+            twin.set_ylim(0, 1.05)
+            twin.set_ylabel("KL weight")
+            twin.legend(fontsize="small", loc="lower right")
+        ax.legend(fontsize="small", loc="upper right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def voxel_reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, box_length: float,
+                                num_heights: int = 5, labels=None) -> Figure:
+    """Horizontal slices (fixed height z) of voxel grids, original above reconstruction, as the DL-DFT paper shows.
+
+    originals, reconstructions : (K, n, n, n) grids (z last) or (K, n, n) pixel grids (z last). One pair of
+    rows per example; the columns are ``num_heights`` heights from the floor up (all rows for 2D grids).
+    """
+    originals = np.asarray(originals)
+    reconstructions = np.asarray(reconstructions)
+    num = originals.shape[0]
+    if originals.ndim == 3:  # 2D pixel grids: the whole picture, x across, z up
+        fig = Figure(figsize=(4.5, 2.2 * num), layout="constrained")
+        axes = fig.subplots(num, 2, squeeze=False)
+        for k in range(num):
+            for col, (grid, what) in enumerate(((originals[k], "original"), (reconstructions[k], "reconstruction"))):
+                axes[k, col].imshow(grid.T, origin="lower", extent=(0, box_length, 0, box_length), vmin=0, vmax=1,
+                                    cmap="viridis")
+                axes[k, col].set_title(f"{labels[k] if labels is not None else k}: {what}", fontsize="small")
+        return fig
+    n = originals.shape[-1]
+    cells = np.unique(np.linspace(0, n - 1, num_heights).round().astype(int))
+    h = box_length / n
+    fig = Figure(figsize=(1.9 * len(cells) + 1, 3.6 * num), layout="constrained")
+    axes = fig.subplots(2 * num, len(cells), squeeze=False)
+    image = None
+    for k in range(num):
+        for col, cell in enumerate(cells):
+            for row, (grid, what) in enumerate(((originals[k], "original"), (reconstructions[k], "VAE"))):
+                ax = axes[2 * k + row, col]
+                image = ax.imshow(grid[:, :, cell].T, origin="lower", extent=(0, box_length, 0, box_length),
+                                  vmin=0, vmax=1, cmap="viridis")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(f"z = {(cell + 0.5) * h:.2f} $\\sigma$", fontsize="small")
+                if col == 0:
+                    name = labels[k] if labels is not None else f"sample {k}"
+                    ax.set_ylabel(f"{name}\n{what}", fontsize="small")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="normalised density")
+    return fig
+
+
+def distance_reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, distance_scale: float,
+                                   n_particles: int, labels=None) -> Figure:
+    """Distance matrices side by side: original, reconstruction and |difference|, in sigma.
+
+    originals, reconstructions : (K, M, M) normalised matrices (distances / box diagonal); rows beyond
+    ``n_particles`` are anchors, marked by lines.
+    """
+    originals = np.asarray(originals) * distance_scale
+    reconstructions = np.asarray(reconstructions) * distance_scale
+    num, size = originals.shape[0], originals.shape[-1]
+    fig = Figure(figsize=(11, 3.3 * num), layout="constrained")
+    axes = fig.subplots(num, 3, squeeze=False)
+    vmax = float(max(originals.max(), reconstructions.max()))
+    for k in range(num):
+        diff = np.abs(reconstructions[k] - originals[k])
+        panels = ((originals[k], "original", vmax, "viridis"), (reconstructions[k], "VAE", vmax, "viridis"),
+                  (diff, f"|difference|, particle MAE {diff[:n_particles, :n_particles].mean():.2f} $\\sigma$",
+                   None, "magma"))
+        for col, (matrix, what, top, cmap) in enumerate(panels):
+            ax = axes[k, col]
+            image = ax.imshow(matrix, vmin=0, vmax=top, cmap=cmap)
+            if size > n_particles:
+                for line in (ax.axhline, ax.axvline):
+                    line(n_particles - 0.5, color="w", lw=0.6)
+            name = labels[k] if labels is not None else f"sample {k}"
+            ax.set_title(f"{name}: {what}", fontsize="small")
+            fig.colorbar(image, ax=ax, shrink=0.8, label="distance ($\\sigma$)")
+    return fig
+
+
+def coordinates_reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, box_length: float,
+                                      dim: int, labels=None) -> Figure:
+    """Particles of the dense baseline seen from the side (x, z): original and reconstructed, joined by lines.
+
+    originals, reconstructions : (K, N * dim) coordinates / box_length, particle-major.
+    """
+    originals = np.asarray(originals).reshape(len(originals), -1, dim) * box_length
+    reconstructions = np.asarray(reconstructions).reshape(len(reconstructions), -1, dim) * box_length
+    num = originals.shape[0]
+    fig = Figure(figsize=(3.4 * num, 3.6), layout="constrained")
+    axes = fig.subplots(1, num, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        for a, b in zip(originals[k], reconstructions[k]):
+            ax.plot([a[0], b[0]], [a[-1], b[-1]], color="0.7", lw=0.6)
+        ax.scatter(originals[k, :, 0], originals[k, :, -1], s=18, color="C0", label="original")
+        ax.scatter(reconstructions[k, :, 0], reconstructions[k, :, -1], s=18, color="C3", marker="x",
+                   label="VAE")
+        ax.set_xlim(0, box_length)
+        ax.set_ylim(0, box_length)
+        ax.set_aspect("equal")
+        ax.set_xlabel(r"$x/\sigma$")
+        ax.set_ylabel(r"$z/\sigma$")
+        ax.set_title(labels[k] if labels is not None else f"sample {k}", fontsize="small")
+    axes[0].legend(fontsize="small", loc="upper right")
     return fig

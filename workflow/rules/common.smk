@@ -157,3 +157,80 @@ def featurize_mem_mb(wildcards):
         per_sample *= size
     samples = num * system["n_particles"] * system["dim"] * 8
     return 1000 + (2 * samples + 2 * num * per_sample + 2 * CHUNK_BYTES) // 1_000_000
+
+
+# The learning stages. Plotting code is part of the digest: the figures come from the same job as the model.
+TRAIN_CODE = (
+    "vaepipe/models",
+    "vaepipe/training.py",
+    "vaepipe/seeds.py",
+    "vaepipe/io.py",
+    "vaepipe/plots.py",
+)
+ENCODE_CODE = (
+    "vaepipe/models",
+    "vaepipe/training.py",
+    "vaepipe/seeds.py",
+    "vaepipe/io.py",
+)
+TRAINED = config["vae"]["representations"]
+
+
+def training_features(wildcards):
+    """The features files of every state point of the job's representation."""
+    return expand(
+        "results/features/{representation}/{state}.h5",
+        representation=wildcards.representation,
+        state=STATES,
+    )
+
+
+def split_params():
+    """How samples are split into train / validation / test (the same for every representation)."""
+    return {
+        "validation_fraction": config["vae"]["validation_fraction"],
+        "test_fraction": config["vae"]["test_fraction"],
+    }
+
+
+def model_params(wildcards):
+    """The config section vae.{representation}: architecture, beta-VAE loss and training settings."""
+    return _canonical(config["vae"][wildcards.representation])
+
+
+def train_mem_mb(wildcards):
+    """Memory of a training job in MB: TensorFlow itself (about 1.5 GB), the float32 features a few times over
+    (file, concatenation, tensor), plus the activations of one batch, generously."""
+    system = config["system"]
+    num = (
+        len(STATES)
+        * config["sampling"]["chains"]
+        * config["sampling"]["samples_per_chain"]
+    )
+    shape = feature_shape(
+        wildcards.representation,
+        config["features"][wildcards.representation],
+        system["n_particles"],
+        system["dim"],
+        system["box_length"],
+    )
+    per_sample = 4
+    for size in shape:
+        per_sample *= size
+    batch = config["vae"][wildcards.representation]["batch_size"]
+    return 2000 + (4 * num * per_sample + 200 * batch * per_sample) // 1_000_000
+
+
+def learning_outputs():
+    """Every model, its history, metrics and figures, and every latent file."""
+    return expand(
+        [
+            "results/models/{representation}/vae.keras",
+            "results/models/{representation}/history.csv",
+            "results/models/{representation}/metrics.json",
+            "results/models/{representation}/loss.png",
+            "results/models/{representation}/reconstructions.png",
+            "results/latent/{representation}.parquet",
+        ],
+        representation=TRAINED,
+    )

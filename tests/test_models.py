@@ -1,0 +1,234 @@
+"""The Keras VAEs and their training: serialization, loss terms, splits, metrics, numerical safety, determinism."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from vaepipe import io, training  # noqa: E402
+from vaepipe.models import (  # noqa: E402
+    build_dense_vae,
+    build_distance_vae,
+    build_voxel_vae,
+    kl_divergence,
+    reconstruction_loss,
+)
+
+SMALL = {
+    "voxel": (build_voxel_vae, (6, 6, 6), dict(latent_dim=3, filters=(4, 8), dense_units=8)),
+    "pixel": (build_voxel_vae, (8, 8), dict(latent_dim=3, filters=(4,), dense_units=0)),
+    "distance": (build_distance_vae, (10, 10), dict(latent_dim=4, filters=(4, 8), dense_units=8)),
+    "distance_rows": (build_distance_vae, (10, 10), dict(latent_dim=4, filters=(6, 4), dense_units=8,
+                                                         architecture="rows", n_particles=6,
+                                                         anchors=[[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]])),
+    "coordinates": (build_dense_vae, (12,), dict(latent_dim=2, hidden_units=(8, 4))),
+}
+FIT = dict(learning_rate=1e-3, epochs=2, batch_size=8, kl_warmup_epochs=1, patience=0)
+
+
+def _data(shape, num=40, seed=0):
+    x = np.random.default_rng(seed).random((num, *shape), dtype=np.float32)
+    if len(shape) == 2 and shape[0] == shape[1]:
+        x = 0.5 * (x + np.swapaxes(x, 1, 2))
+        x[:, np.arange(shape[0]), np.arange(shape[0])] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_saved_model_gives_identical_outputs_in_a_fresh_process(kind, tmp_path):
+    builder, shape, kwargs = SMALL[kind]
+    keras.utils.set_random_seed(1)
+    model = builder(shape, seed=2, **kwargs)
+    model.compile(optimizer="adam")
+    x = _data(shape)
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "vae.keras"
+    io.write_model(path, model, {"seed": 2})
+    z_mean, z_log_var, _ = model.encoder.predict(x, verbose=0)
+    decoded = model.decoder.predict(z_mean, verbose=0)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from vaepipe import io
+        model = io.read_model({str(path)!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
+        z_mean, z_log_var, _ = model.encoder.predict(x, verbose=0)
+        np.savez({str(tmp_path / "out.npz")!r}, z_mean=z_mean, z_log_var=z_log_var,
+                 decoded=model.decoder.predict(z_mean, verbose=0), beta=model.beta)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(out["z_mean"], z_mean)
+    np.testing.assert_array_equal(out["z_log_var"], z_log_var)
+    np.testing.assert_array_equal(out["decoded"], decoded)
+    assert float(out["beta"]) == model.beta
+    assert io.model_provenance(path)["seed"] == 2
+
+
+def test_model_file_is_byte_reproducible_and_dateless(tmp_path):
+    builder, shape, kwargs = SMALL["coordinates"]
+    model = builder(shape, seed=0, **kwargs)
+    io.write_model(tmp_path / "a.keras", model, {"seed": 0})
+    io.write_model(tmp_path / "b.keras", model, {"seed": 0})
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    import zipfile
+
+    meta = json.loads(zipfile.ZipFile(tmp_path / "a.keras").read("metadata.json"))
+    assert "date_saved" not in meta
+    assert meta["vaepipe"]["file_format"] == io.MODEL_FORMAT
+    with pytest.raises(ValueError, match=".keras"):
+        io.write_model(tmp_path / "a.h5", model)
+
+
+@pytest.mark.parametrize("kind", ["distance", "distance_rows"])
+def test_distance_decoder_is_symmetric_with_zero_diagonal_and_in_unit_range(kind):
+    builder, shape, kwargs = SMALL[kind]
+    model = builder(shape, seed=0, **kwargs)
+    out = model.decoder.predict(np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32) * 3, verbose=0)
+    assert out.shape == (5, *shape)
+    np.testing.assert_array_equal(out, np.swapaxes(out, 1, 2))
+    np.testing.assert_array_equal(out[:, np.arange(10), np.arange(10)], 0.0)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_rows_decoder_gives_euclidean_matrices_with_the_fixed_anchors():
+    builder, shape, kwargs = SMALL["distance_rows"]
+    model = builder(shape, seed=0, **kwargs)
+    out = model.decoder.predict(np.random.default_rng(1).normal(size=(4, 4)).astype(np.float32), verbose=0)
+    d = out.astype(np.float64) * np.sqrt(3)  # back to distances / box_length
+    anchors = np.array(kwargs["anchors"], dtype=float)
+    expected = np.linalg.norm(anchors[:, None] - anchors[None], axis=-1)
+    np.testing.assert_allclose(d[:, 6:, 6:], np.broadcast_to(expected, (4, 4, 4)), atol=1e-6)
+    # classical MDS: a Euclidean matrix in 3D has a Gram matrix with 3 positive eigenvalues and no negative ones
+    size = d.shape[-1]
+    j = np.eye(size) - 1.0 / size
+    for matrix in d:
+        eigenvalues = np.linalg.eigvalsh(-0.5 * j @ (matrix ** 2) @ j)
+        assert eigenvalues.min() > -1e-5 and (eigenvalues > 1e-4).sum() == 3
+    with pytest.raises(ValueError, match="n_particles \\+ len\\(anchors\\) = 10"):
+        build_distance_vae((10, 10), architecture="rows", n_particles=5, anchors=[])
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        build_distance_vae((10, 10), architecture="mlp")
+
+
+@pytest.mark.parametrize("shape", [(50, 50, 50), (38, 38), (13, 13, 13)])
+def test_conv_models_pad_and_crop_any_grid(shape):
+    builder = build_distance_vae if len(shape) == 2 else build_voxel_vae
+    model = builder(shape, latent_dim=2, filters=(2, 2, 2), dense_units=0, seed=0)
+    assert model.decoder.output_shape == (None, *shape)
+    assert model.encoder.input_shape == (None, *shape)
+
+
+def test_loss_terms_match_closed_forms():
+    rng = np.random.default_rng(3)
+    x = rng.random((4, 5, 5)).astype(np.float32)
+    p = rng.uniform(0.05, 0.95, (4, 5, 5)).astype(np.float32)
+    bce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(4, -1).sum(1)
+    np.testing.assert_allclose(np.asarray(reconstruction_loss(x, p, "bce")), bce, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(reconstruction_loss(x, p, "mse")), ((x - p) ** 2).reshape(4, -1).sum(1),
+                               rtol=1e-5)
+    mu, log_var = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32)
+    var = np.exp(log_var)
+    # KL(N(mu, var) || N(0, 1)) = (var + mu^2 - 1 - log var) / 2 per dimension
+    np.testing.assert_allclose(np.asarray(kl_divergence(mu, log_var)), 0.5 * (var + mu ** 2 - 1 - log_var),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="reconstruction_loss must be one of"):
+        reconstruction_loss(x, p, "l1")
+
+
+def test_builders_reject_bad_arguments_with_clear_messages():
+    with pytest.raises(ValueError, match="latent_dim must be a finite integer > 0, got 0"):
+        build_voxel_vae((8, 8, 8), latent_dim=0)
+    with pytest.raises(ValueError, match="filters must be a non-empty list"):
+        build_voxel_vae((8, 8, 8), filters=())
+    with pytest.raises(ValueError, match="distance matrices are square"):
+        build_distance_vae((8, 9))
+    with pytest.raises(ValueError, match="input_shape must be 2 or 3 positive integers"):
+        build_voxel_vae((8,))
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        build_dense_vae((6,), beta=-1.0)
+    with pytest.raises(ValueError, match="reconstruction_loss must be one of"):
+        build_dense_vae((6,), reconstruction_loss="hinge")
+
+
+def _training_data(representation, x, states=("a", "b")):
+    num = x.shape[0]
+    labels = pd.DataFrame({"state": np.repeat(states, num // len(states)), "gamma": 0.0, "temperature": 1.0,
+                           "energy": 0.0, "chain": 0, "sample_index": np.arange(num)})
+    labels["split"] = training.assign_splits(labels["state"].to_numpy(), 5, 0.2, 0.2)
+    attrs = {"representation": representation, "n_particles": 4, "distance_scale": 2.0, "box_length": 3.0,
+             "dim": 3}
+    return training.TrainingData(x, labels, attrs)
+
+
+def test_assign_splits_is_seeded_per_state_point_and_stable_when_one_is_added():
+    states = np.repeat(["s1", "s2"], 50)
+    split = training.assign_splits(states, 7, 0.1, 0.2)
+    assert (split == "test").sum() == 20 and (split == "validation").sum() == 10
+    np.testing.assert_array_equal(split, training.assign_splits(states, 7, 0.1, 0.2))
+    assert not np.array_equal(split, training.assign_splits(states, 8, 0.1, 0.2))
+    more = training.assign_splits(np.concatenate([states, np.repeat(["s3"], 30)]), 7, 0.1, 0.2)
+    np.testing.assert_array_equal(more[:100], split)
+    with pytest.raises(ValueError, match="validation_fraction \\+ test_fraction must be < 1"):
+        training.assign_splits(states, 7, 0.5, 0.5)
+
+
+def test_reconstruction_errors_in_physical_units():
+    x = np.zeros((2, 4, 4, 4))
+    x[:, 0, 0, 0] = 1.0
+    x_hat = np.zeros_like(x)
+    x_hat[:, 0, 0, 0] = 0.5
+    x_hat[:, 1, 0, 0] = 0.5
+    err = training.reconstruction_errors("voxel", x, x_hat, {})
+    assert err["density_error"] == pytest.approx(1.0)  # (0.5 + 0.5) / 1
+    d = np.zeros((1, 5, 5))
+    d_hat = np.full((1, 5, 5), 0.1)
+    err = training.reconstruction_errors("distance", d, d_hat, {"n_particles": 3, "distance_scale": 10.0})
+    assert err["mae_sigma"] == pytest.approx(1.0) and err["anchor_mae_sigma"] == pytest.approx(1.0)
+    err = training.reconstruction_errors("coordinates", np.zeros((2, 6)), np.full((2, 6), 0.2),
+                                         {"box_length": 5.0})
+    assert err["mae_sigma"] == pytest.approx(1.0)
+
+
+def test_train_vae_is_deterministic_and_evaluate_reports_the_baseline():
+    x = _data((12,), num=60)
+    data = _training_data("coordinates", x)
+    params = dict(latent_dim=2, hidden_units=[8, 4], beta=1.0, reconstruction_loss="bce", free_bits=0.0, **FIT)
+    runs = [training.train_vae(data, params, seed=3, progress=False) for _ in range(2)]
+    for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert list(runs[0].history["epoch"]) == [1, 2]
+    assert {"loss", "reconstruction", "kl", "val_loss", "val_kl", "kl_weight"} <= set(runs[0].history)
+    assert runs[0].history["kl_weight"].tolist() == [0.5, 1.0]
+    metrics = training.evaluate(runs[0].model, data)
+    assert metrics["num_samples"] == (data.labels["split"] == "test").sum()
+    assert metrics["error_ratio"] == pytest.approx(metrics["recon_error"] / metrics["baseline_error"])
+    assert len(metrics["kl_per_dim"]) == 2 and 0 <= metrics["active_units"] <= 2
+    assert metrics["elbo"] < 0
+
+
+def test_nan_features_stop_training_naming_model_and_epoch():
+    x = _data((12,), num=40)
+    x[3, 0] = np.nan
+    data = _training_data("coordinates", x)
+    params = dict(latent_dim=2, hidden_units=[8], beta=1.0, reconstruction_loss="mse", free_bits=0.0, **FIT)
+    with pytest.raises(FloatingPointError, match=r"model dense_vae: loss became nan at epoch 1"):
+        training.train_vae(data, params, seed=0, progress=False)
+
+
+def test_free_bits_floor_the_kl_term():
+    builder, shape, kwargs = SMALL["coordinates"]
+    model = builder(shape, seed=0, free_bits=0.5, **kwargs)
+    x = _data(shape, num=8)
+    out = model(x, training=False)
+    out = {k: np.asarray(v) for k, v in out.items()}
+    total = float(model.compute_loss(x=x, y_pred=out))
+    recon = float(np.mean(np.asarray(reconstruction_loss(x, out["reconstruction"], "bce"))))
+    kl_dims = np.asarray(kl_divergence(out["z_mean"], out["z_log_var"])).mean(0)
+    assert total == pytest.approx(recon + np.maximum(kl_dims, 0.5).sum(), rel=1e-5)

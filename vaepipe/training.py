@@ -1,0 +1,554 @@
+"""Training, evaluation and encoding of the VAEs (the workflow's ``train_vae`` and ``encode`` stages).
+
+    data = load_training_data(feature_files, seed=2024, validation_fraction=0.1, test_fraction=0.1)
+    result = train_vae(data, params, seed=derive_seed(2024, "train", "voxel"), threads=2)
+    result.model, result.history (DataFrame, one row per epoch), evaluate(result.model, data)
+
+Representations and their models: ``voxel`` (Conv3D VAE; Conv2D on 2D pixel grids), ``distance`` (Conv2D VAE
+on distance matrices), ``coordinates`` (the seed's dense baseline on sorted coordinates).
+
+The split into train / validation / test is drawn per state point from ``derive_seed(seed, "split", state)``,
+the same for every representation (so the test configurations are the same ones everywhere) and unchanged for
+one state point when another is added to the config.
+
+Importing this module does not import Keras or TensorFlow; the functions that need them import them, after
+:func:`configure_threads` has had its chance to set the thread pools.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vaepipe.seeds import derive_seed
+
+__all__ = [
+    "REPRESENTATIONS",
+    "SPLITS",
+    "TrainingData",
+    "TrainingResult",
+    "configure_threads",
+    "assign_splits",
+    "load_training_data",
+    "build_model",
+    "train_vae",
+    "reconstruct",
+    "encode",
+    "evaluate",
+    "reconstruction_errors",
+]
+
+REPRESENTATIONS = ("voxel", "distance", "coordinates")
+SPLITS = ("train", "validation", "test")
+
+#: A latent dimension is "active" when its posterior mean varies over the data by more than this (Burda et al.
+#: 2016: Cov_x(E_q[z_d]) > 0.01); a collapsed dimension's z_mean is the same for every input.
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+# What train_vae needs from a model section of the config, and the builder keyword each feeds.
+_COMMON_KEYS = ("latent_dim", "beta", "reconstruction_loss", "free_bits")
+_TRAIN_KEYS = ("learning_rate", "epochs", "batch_size", "kl_warmup_epochs", "patience")
+
+
+def _seed_int(seed: np.random.SeedSequence | int) -> int:
+    """A 31-bit integer for the frameworks' seed functions, drawn from the SeedSequence."""
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1, dtype=np.uint32)[0] >> 1)
+    return int(seed)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def configure_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in TensorFlow and oneDNN. Call before any TensorFlow op runs.
+
+    Sets ``OMP_NUM_THREADS`` (oneDNN) and TensorFlow's intra-op pool to ``threads`` and the inter-op pool to
+    at most 2 (independent ops; more only oversubscribes small machines).
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # oneDNN's banner is noise; its speed is not (keep it on)
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:
+            # TensorFlow was initialised already (e.g. a second call in one process): the pools stay as they are.
+            pass
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class TrainingData:
+    """All state points of one representation, concatenated.
+
+    features : (S, ...) float32 in [0, 1] -- (S, n, n, n) voxel grids, (S, M, M) distance matrices or
+        (S, N * dim) sorted coordinates.
+    labels : DataFrame with S rows: state, gamma, temperature, energy (U / epsilon), chain, sample_index (row in
+        the samples file), split ("train" | "validation" | "test").
+    attrs : the representation's attributes from the feature files (representation, box_length, n_particles,
+        dim, distance_scale, ...), equal in every file.
+    """
+
+    features: np.ndarray
+    labels: pd.DataFrame
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def representation(self) -> str:
+        return str(self.attrs["representation"])
+
+    def split(self, name: str) -> np.ndarray:
+        """Features of one split, (S_split, ...)."""
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        return self.features[(self.labels["split"] == name).to_numpy()]
+
+
+def assign_splits(states: Sequence[str], seed: int, validation_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split label of each sample: per state point, a seeded permutation's first ``round(test_fraction * n)``
+    samples are "test", the next ``round(validation_fraction * n)`` "validation", the rest "train".
+
+    states : (S,) state-point name of every sample, in file order.
+    """
+    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError(f"validation_fraction + test_fraction must be < 1 to leave training data, got "
+                         f"{validation_fraction} + {test_fraction}")
+    states = np.asarray(states)
+    split = np.empty(states.shape[0], dtype=object)
+    for state in dict.fromkeys(states.tolist()):
+        rows = np.flatnonzero(states == state)
+        order = np.random.default_rng(derive_seed(seed, "split", state)).permutation(rows.size)
+        num_test = int(round(test_fraction * rows.size))
+        num_val = int(round(validation_fraction * rows.size))
+        labels = np.array(["train"] * rows.size, dtype=object)
+        labels[order[:num_test]] = "test"
+        labels[order[num_test:num_test + num_val]] = "validation"
+        split[rows] = labels
+    return split
+
+
+_SHARED_ATTRS = ("representation", "box_length", "n_particles", "dim", "boundary", "voxel_size", "num_cells",
+                 "method", "width", "normalize", "distance_scale", "sort_axis", "anchors")
+
+
+def load_training_data(paths: Sequence[str], seed: int, validation_fraction: float = 0.1,
+                       test_fraction: float = 0.1) -> TrainingData:
+    """Read the feature files of every state point of one representation and concatenate them.
+
+    Raises ValueError when the files disagree on the representation or its parameters (they would not fit one
+    model), naming the file and the attribute.
+    """
+    from vaepipe import io
+
+    if not paths:
+        raise ValueError("load_training_data needs at least one feature file")
+    arrays, frames, attrs = [], [], None
+    for path in paths:
+        feats = io.read_features(path)
+        shared = {k: feats.attrs[k] for k in _SHARED_ATTRS if k in feats.attrs}
+        if feats.anchors is not None:
+            shared["anchor_points"] = np.asarray(feats.anchors, dtype=float).tolist()
+        if attrs is None:
+            attrs, first = shared, path
+        else:
+            for key in sorted(set(attrs) | set(shared)):
+                a, b = attrs.get(key), shared.get(key)
+                same = (a == b) or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+                if not same:
+                    raise ValueError(f"feature files disagree on {key}: {first} has {a!r}, {path} has {b!r}; "
+                                     f"featurize every state point with the same settings")
+        arrays.append(np.asarray(feats.features, dtype=np.float32))
+        frames.append(pd.DataFrame({
+            "state": feats.attrs["state"],
+            "gamma": float(feats.attrs["gamma"]),
+            "temperature": float(feats.attrs["temperature"]),
+            "energy": feats.energy,
+            "chain": feats.chain,
+            "sample_index": feats.sample_index,
+        }))
+    labels = pd.concat(frames, ignore_index=True)
+    labels["split"] = assign_splits(labels["state"].to_numpy(), seed, validation_fraction, test_fraction)
+    features = np.concatenate(arrays, axis=0)
+    return TrainingData(features=features, labels=labels, attrs=dict(attrs))
+
+
+# --------------------------------------------------------------------------- models
+
+
+def build_model(representation: str, input_shape: Sequence[int], params: Mapping[str, Any], seed: int | None = None,
+                attrs: Mapping[str, Any] | None = None):
+    """The VAE of a representation from its config section (latent_dim, beta, filters / hidden_units, decoder, ...).
+
+    attrs : the features' attributes (n_particles, box_length, dim, anchor_points), needed by the rows
+        distance architecture.
+    """
+    from vaepipe import models
+
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    kwargs = {k: params[k] for k in _COMMON_KEYS if k in params}
+    if representation == "coordinates":
+        if "hidden_units" in params:
+            kwargs["hidden_units"] = tuple(params["hidden_units"])
+        return models.build_dense_vae(tuple(input_shape), seed=seed, **kwargs)
+    for key in ("filters", "dense_units"):
+        if key in params:
+            kwargs[key] = tuple(params[key]) if key == "filters" else params[key]
+    if representation == "voxel":
+        return models.build_voxel_vae(tuple(input_shape), seed=seed, **kwargs)
+    architecture = params.get("architecture", "conv")
+    if architecture == "rows":
+        attrs = attrs or {}
+        missing = [k for k in ("n_particles", "box_length", "dim", "anchor_points") if k not in attrs]
+        if missing:
+            raise ValueError(f"the rows distance architecture needs the feature attributes {missing}")
+        box_length = float(attrs["box_length"])
+        kwargs.update(n_particles=int(attrs["n_particles"]), dim=int(attrs["dim"]),
+                      anchors=[[float(v) / box_length for v in point] for point in attrs["anchor_points"]])
+    return models.build_distance_vae(tuple(input_shape), seed=seed, architecture=architecture, **kwargs)
+
+
+@dataclass
+class TrainingResult:
+    """A trained model, its per-epoch history and where it stopped."""
+
+    model: Any
+    history: pd.DataFrame
+    best_epoch: int
+    stopped_epoch: int
+
+
+def _callbacks(name: str, warmup_epochs: int, patience: int, progress: bool):
+    import keras
+
+    class KLWarmup(keras.callbacks.Callback):
+        """Ramp the KL weight linearly from 1/(warmup+1) to 1 over the first ``warmup`` epochs (Bowman et al.
+        2016): the decoder learns to use z before the KL term pulls the posterior onto the prior."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            weight = 1.0 if warmup_epochs <= 0 else min(1.0, (epoch + 1) / (warmup_epochs + 1))
+            self.model.kl_weight.assign(weight)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["kl_weight"] = float(self.model.kl_weight.numpy())
+
+    class StopOnNaN(keras.callbacks.Callback):
+        """A non-finite loss stops training with an error naming the model, the epoch and the batch."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def _check(self, logs, where):
+            for key, value in (logs or {}).items():
+                if key.endswith("loss") and not math.isfinite(float(value)):
+                    raise FloatingPointError(
+                        f"model {name}: {key} became {float(value)} at epoch {self.epoch + 1} ({where}); lower "
+                        f"the learning_rate, raise kl_warmup_epochs, or check the features for NaN values")
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._check(logs, f"batch {batch + 1}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._check(logs, "end of epoch")
+
+    class EpochLog(keras.callbacks.Callback):
+        """One line per epoch on stderr (the job log): the objective, its two terms and the wall time."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            parts = [f"{k} {float(logs[k]):.5g}" for k in ("loss", "reconstruction", "kl", "val_loss",
+                                                             "val_reconstruction", "val_kl", "kl_weight")
+                     if k in logs]
+            print(f"{name} epoch {epoch + 1}/{self.params.get('epochs')} ({time.perf_counter() - self.start:.1f} s): "
+                  + ", ".join(parts), file=sys.stderr, flush=True)
+
+    callbacks = [KLWarmup(), StopOnNaN()]
+    if patience > 0:
+        # The KL weight still rises during warm-up, so the validation loss rises with it: judge only after.
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                       start_from_epoch=warmup_epochs,
+                                                       restore_best_weights=True))
+    if progress:
+        callbacks.append(EpochLog())
+    return callbacks
+
+
+def _dataset(x: np.ndarray, batch_size: int, seed: int | None, repeat: bool):
+    """tf.data pipeline: shuffled index batches gathered from one in-memory tensor (no per-sample slicing, and
+    a shuffle buffer of integers, not of grids). The training set repeats forever, which removes the
+    epoch-start stalls of finite datasets (see ../shared/keras-cpu-notes.md); ``fit`` counts steps."""
+    import tensorflow as tf
+
+    data = tf.convert_to_tensor(x)
+    indices = tf.data.Dataset.range(x.shape[0])
+    if repeat:
+        indices = indices.shuffle(x.shape[0], seed=seed, reshuffle_each_iteration=True).repeat()
+    indices = indices.batch(batch_size, drop_remainder=repeat)
+    return indices.map(lambda i: tf.gather(data, i), num_parallel_calls=1,
+                       deterministic=True).prefetch(2)
+
+
+def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.SeedSequence | int,
+              threads: int | None = None, progress: bool = True, deterministic: bool = True) -> TrainingResult:
+    """Train the representation's VAE on the train split, with early stopping on the validation split.
+
+    params : the representation's config section: latent_dim, beta, reconstruction_loss, free_bits,
+        learning_rate, epochs, batch_size, kl_warmup_epochs, patience (0 = no early stopping), and filters +
+        dense_units (convolutional) or hidden_units (dense).
+    seed : the stage's SeedSequence (or int); it seeds the weights, the shuffling and the sampling noise.
+    deterministic : TensorFlow's op determinism, so the same seed gives the same weights (costs a little speed).
+    """
+    missing = [k for k in _TRAIN_KEYS if k not in params]
+    if missing:
+        raise ValueError(f"training parameters lack {missing}; add them to the model's config section")
+    if threads is not None:
+        configure_threads(threads)
+    import keras
+
+    seed_int = _seed_int(seed)
+    keras.utils.set_random_seed(seed_int)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+    x_train, x_val = data.split("train"), data.split("validation")
+    if x_train.shape[0] == 0:
+        raise ValueError("no training samples: lower validation_fraction / test_fraction or sample more")
+    batch_size = int(min(params["batch_size"], x_train.shape[0]))
+    model = build_model(data.representation, x_train.shape[1:], params, seed=seed_int, attrs=data.attrs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=params["learning_rate"]))
+    warmup = int(params["kl_warmup_epochs"])
+    patience = int(params["patience"]) if x_val.shape[0] else 0
+    fit = model.fit(
+        _dataset(x_train, batch_size, seed_int, repeat=True),
+        steps_per_epoch=max(1, x_train.shape[0] // batch_size),
+        validation_data=_dataset(x_val, batch_size, None, repeat=False) if x_val.shape[0] else None,
+        epochs=int(params["epochs"]),
+        callbacks=_callbacks(model.name, warmup, patience, progress),
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        verbose=0,
+    )
+    history = pd.DataFrame(fit.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    stopped = len(history)
+    if "val_loss" in history and patience > 0:
+        eligible = history["val_loss"].where(history["epoch"] > warmup)
+        best = int(history["epoch"][eligible.idxmin()]) if eligible.notna().any() else stopped
+    else:
+        best = stopped
+    return TrainingResult(model=model, history=history, best_epoch=best, stopped_epoch=stopped)
+
+
+# --------------------------------------------------------------------------- inference and metrics
+
+
+def encode(model, features: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances, (S, latent_dim) float32 each."""
+    z_mean, z_log_var, _ = model.encoder.predict(features, batch_size=batch_size, verbose=0)
+    return np.asarray(z_mean), np.asarray(z_log_var)
+
+
+def reconstruct(model, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Decoded posterior means, the deterministic reconstruction: same shape as ``features``."""
+    z_mean, _ = encode(model, features, batch_size)
+    return np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
+
+
+def reconstruction_errors(representation: str, original: np.ndarray, reconstructed: np.ndarray,
+                          attrs: Mapping[str, Any]) -> dict[str, float]:
+    """Errors of reconstructions against originals, averaged over samples, in physical units where they exist.
+
+    voxel: ``density_error`` = sum|rho_hat - rho| / sum rho per sample (the DL-DFT paper's integrated absolute
+    density difference; 0 is perfect, 2 is disjoint) and ``mse`` per voxel. distance: ``mae_sigma``, the mean
+    absolute error of particle-particle distances in sigma (diagonal excluded), ``anchor_mae_sigma`` the same
+    for particle-anchor distances (NaN without anchors), and ``mse`` of the normalised matrix.
+    coordinates: ``mae_sigma`` of the coordinates, and ``mse`` of the normalised vector.
+    ``recon_error`` repeats the representation's headline error (density_error or mae_sigma).
+    """
+    original = np.asarray(original, dtype=np.float64)
+    reconstructed = np.asarray(reconstructed, dtype=np.float64)
+    if original.shape != reconstructed.shape:
+        raise ValueError(f"original {original.shape} and reconstruction {reconstructed.shape} differ in shape")
+    diff = reconstructed - original
+    num = original.shape[0]
+    errors = {"mse": float(np.mean(diff ** 2))}
+    if representation == "voxel":
+        mass = original.reshape(num, -1).sum(axis=1)
+        errors["density_error"] = float(np.mean(np.abs(diff).reshape(num, -1).sum(axis=1) / mass))
+        errors["recon_error"] = errors["density_error"]
+    elif representation == "distance":
+        n = int(attrs["n_particles"])
+        scale = float(attrs["distance_scale"])
+        off_diagonal = ~np.eye(n, dtype=bool)
+        errors["mae_sigma"] = float(np.mean(np.abs(diff[:, :n, :n][:, off_diagonal])) * scale)
+        size = original.shape[-1]
+        errors["anchor_mae_sigma"] = (float(np.mean(np.abs(diff[:, :n, n:])) * scale) if size > n
+                                      else float("nan"))
+        errors["recon_error"] = errors["mae_sigma"]
+    elif representation == "coordinates":
+        errors["mae_sigma"] = float(np.mean(np.abs(diff)) * float(attrs["box_length"]))
+        errors["recon_error"] = errors["mae_sigma"]
+    else:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    return errors
+
+
+def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batch_size: int = 256) -> dict:
+    """Metrics of a trained model on one split, against the trivial baseline that predicts the training mean.
+
+    Returns a dict: ``vae`` and ``baseline`` (see :func:`reconstruction_errors`), ``recon_error``,
+    ``baseline_error`` and their ``error_ratio`` (< 1 means the VAE beats the mean), ``elbo`` (per sample,
+    nats, one posterior draw per sample, beta = 1), ``reconstruction_loss`` and ``kl`` (per sample),
+    ``kl_per_dim`` (mean over the split, nats), ``active_units`` (dimensions whose z_mean variance over the
+    split exceeds 0.01) and ``num_samples``.
+    """
+    from vaepipe.models import kl_divergence, reconstruction_loss
+
+    x = data.split(split)
+    if x.shape[0] == 0:
+        raise ValueError(f"the {split} split is empty; raise its fraction or sample more")
+    z_mean, z_log_var = encode(model, x, batch_size)
+    x_hat = np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
+    baseline = np.broadcast_to(data.split("train").mean(axis=0, dtype=np.float64), x.shape)
+    vae_errors = reconstruction_errors(data.representation, x, x_hat, data.attrs)
+    base_errors = reconstruction_errors(data.representation, x, baseline, data.attrs)
+
+    rng = np.random.default_rng(seed)
+    z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape).astype(np.float32)
+    x_sampled = np.asarray(model.decoder.predict(z, batch_size=batch_size, verbose=0))
+    recon = np.asarray(reconstruction_loss(x, x_sampled, model.reconstruction_loss))
+    kl_dims = np.asarray(kl_divergence(z_mean, z_log_var))
+    kl = kl_dims.sum(axis=1)
+    return {
+        "split": split,
+        "num_samples": int(x.shape[0]),
+        "vae": vae_errors,
+        "baseline": base_errors,
+        "recon_error": vae_errors["recon_error"],
+        "baseline_error": base_errors["recon_error"],
+        "error_ratio": vae_errors["recon_error"] / base_errors["recon_error"],
+        "reconstruction_loss": float(recon.mean()),
+        "kl": float(kl.mean()),
+        "elbo": float(-(recon + kl).mean()),
+        "kl_per_dim": kl_dims.mean(axis=0).astype(float).tolist(),
+        "active_units": int(np.sum(z_mean.var(axis=0) > ACTIVE_UNIT_THRESHOLD)),
+        "latent_dim": int(z_mean.shape[1]),
+    }
+
+
+# --------------------------------------------------------------------------- the workflow stage
+
+
+def example_rows(data: TrainingData, split: str = "test", num: int = 3) -> np.ndarray:
+    """Rows (into ``data.split(split)``) of ``num`` examples from state points spread over gamma: the first
+    sample of the split at the lowest, middle and highest gamma (fewer when there are fewer state points)."""
+    labels = data.labels[data.labels["split"] == split].reset_index(drop=True)
+    states = labels.drop_duplicates("state").sort_values(["gamma", "temperature"])
+    picks = np.unique(np.linspace(0, len(states) - 1, min(num, len(states))).round().astype(int))
+    return np.array([labels.index[labels["state"] == states["state"].iloc[i]][0] for i in picks], dtype=int)
+
+
+def reconstruction_figure(model, data: TrainingData, split: str = "test"):
+    """Originals next to their reconstructions for a few examples of the split (see vaepipe.plots)."""
+    from vaepipe import plots
+
+    rows = example_rows(data, split)
+    labels = data.labels[data.labels["split"] == split].reset_index(drop=True)
+    names = [f"{labels['state'][r]} #{labels['sample_index'][r]}" for r in rows]
+    x = data.split(split)[rows]
+    x_hat = reconstruct(model, x)
+    attrs = data.attrs
+    if data.representation == "voxel":
+        return plots.voxel_reconstruction_figure(x, x_hat, float(attrs["box_length"]), labels=names)
+    if data.representation == "distance":
+        return plots.distance_reconstruction_figure(x, x_hat, float(attrs["distance_scale"]),
+                                                    int(attrs["n_particles"]), labels=names)
+    return plots.coordinates_reconstruction_figure(x, x_hat, float(attrs["box_length"]), int(attrs["dim"]),
+                                                   labels=names)
+
+
+def train_stage(feature_paths: Sequence[str], representation: str, params: Mapping[str, Any],
+                threads: int = 1, progress: bool = True) -> dict:
+    """Everything the ``train_vae`` rule produces, in memory: ``model``, ``history`` (DataFrame), ``metrics``
+    (dict, JSON-ready), ``loss_figure`` and ``reconstruction_figure``.
+
+    params : the rule's params: ``seed``, ``split`` {validation_fraction, test_fraction}, ``deterministic`` and
+        ``model`` (the representation's config section).
+    """
+    configure_threads(threads)
+    from vaepipe import plots
+
+    data = load_training_data(feature_paths, params["seed"], **params["split"])
+    if data.representation != representation:
+        raise ValueError(f"feature files hold {data.representation!r} features, expected {representation!r}")
+    seed = derive_seed(params["seed"], "train", representation)
+    counts = data.labels["split"].value_counts()
+    if progress:
+        print(f"{representation}: {len(data.labels)} samples of {data.labels['state'].nunique()} state points, "
+              f"features {data.features.shape[1:]}; train {counts.get('train', 0)}, validation "
+              f"{counts.get('validation', 0)}, test {counts.get('test', 0)}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    result = train_vae(data, params["model"], seed, deterministic=params["deterministic"], progress=progress)
+    seconds = time.perf_counter() - start
+    metrics = evaluate(result.model, data, "test", seed=_seed_int(derive_seed(params["seed"], "evaluate",
+                                                                               representation)))
+    metrics.update({
+        "representation": representation,
+        "model": result.model.name,
+        "num_parameters": int(result.model.count_params()),
+        "epochs_run": result.stopped_epoch,
+        "best_epoch": result.best_epoch,
+        "split_sizes": {name: int(counts.get(name, 0)) for name in SPLITS},
+    })
+    if progress:
+        # Speed depends on the machine, so it goes to the log, not into the (reproducible) metrics file.
+        print(f"{representation}: {result.stopped_epoch} epochs in {seconds:.1f} s, "
+              f"{counts.get('train', 0) * result.stopped_epoch / seconds:.0f} training samples/s",
+              file=sys.stderr, flush=True)
+        print(f"{representation}: test {metrics['vae']}; mean-predictor baseline {metrics['baseline']}; "
+              f"ratio {metrics['error_ratio']:.3f}; active units {metrics['active_units']}/{metrics['latent_dim']}",
+              file=sys.stderr, flush=True)
+    title = (f"{result.model.name}: beta {params['model']['beta']:g}, latent_dim {params['model']['latent_dim']}, "
+             f"best epoch {result.best_epoch}; test error / mean predictor = {metrics['error_ratio']:.2f}")
+    return {
+        "model": result.model,
+        "history": result.history,
+        "metrics": metrics,
+        "loss_figure": plots.loss_figure(result.history, title),
+        "reconstruction_figure": reconstruction_figure(result.model, data),
+    }
+
+
+def encode_stage(model_path: str, feature_paths: Sequence[str], params: Mapping[str, Any], threads: int = 1):
+    """The ``encode`` rule's content: (labels DataFrame with the split, z_mean, z_log_var) of every sample."""
+    configure_threads(threads)
+    from vaepipe import io
+
+    data = load_training_data(feature_paths, params["seed"], **params["split"])
+    model = io.read_model(model_path)
+    z_mean, z_log_var = encode(model, data.features)
+    return data.labels, z_mean, z_log_var

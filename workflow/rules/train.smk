@@ -1,0 +1,68 @@
+# Learning: one beta-VAE per representation, trained on the features of every state point together, then every
+# sample encoded into the latent space. TensorFlow is imported only by these jobs.
+
+
+rule train_vae:
+    input:
+        features=training_features,
+    output:
+        model="results/models/{representation}/vae.keras",
+        history="results/models/{representation}/history.csv",
+        metrics="results/models/{representation}/metrics.json",
+        loss=report(
+            "results/models/{representation}/loss.png",
+            caption="../report/loss.rst",
+            category="Learning",
+            subcategory="{representation}",
+            labels={"representation": "{representation}", "figure": "loss curves"},
+        ),
+        reconstructions=report(
+            "results/models/{representation}/reconstructions.png",
+            caption="../report/reconstructions.rst",
+            category="Learning",
+            subcategory="{representation}",
+            labels={"representation": "{representation}", "figure": "reconstructions"},
+        ),
+    log:
+        "logs/train_vae/{representation}.log",
+    benchmark:
+        "results/benchmarks/train_vae/{representation}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["vae"]["threads"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=120,
+        gpu=config["vae"]["gpus"],
+    params:
+        seed=config["seed"],
+        split=split_params(),
+        deterministic=config["vae"]["deterministic"],
+        model=model_params,
+        code=code_digest(*TRAIN_CODE),
+    script:
+        "../scripts/train_vae.py"
+
+
+rule encode:
+    input:
+        model="results/models/{representation}/vae.keras",
+        features=training_features,
+    output:
+        latent="results/latent/{representation}.parquet",
+    log:
+        "logs/encode/{representation}.log",
+    benchmark:
+        "results/benchmarks/encode/{representation}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["vae"]["threads"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=30,
+    params:
+        seed=config["seed"],
+        split=split_params(),
+        code=code_digest(*ENCODE_CODE),
+    script:
+        "../scripts/encode.py"
