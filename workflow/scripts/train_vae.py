@@ -1,8 +1,12 @@
 """Train the VAE of one representation on every state point: model, history, metrics and figures."""
 
+import os
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
+# TensorFlow's C++ runtime writes its start-up lines (CUDA probing, oneDNN) to file descriptor 2: into the log
+# with them, not onto the user's console.
+os.dup2(sys.stderr.fileno(), 2)
 
 from vaepipe import io, training  # noqa: E402
 from vaepipe.seeds import derive_seed  # noqa: E402
