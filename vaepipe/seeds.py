@@ -9,7 +9,8 @@
 NumPy's independent spawned streams; unlike ``spawn``, :func:`chain_seeds` does not depend on how often it was
 called before.
 
-Stage names in use: ``"preliminary"``, ``"sample"``.
+Stage names in use: ``"preliminary"``, ``"sample"``, ``"split"`` (per state point), ``"train"`` and
+``"evaluate"`` (per representation, passed as ``state``).
 """
 
 from __future__ import annotations
