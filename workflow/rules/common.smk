@@ -1,4 +1,5 @@
 # Helpers shared by all stages (state points, wildcard constraints, code digests, per-rule parameters).
+import math
 import re
 from pathlib import Path
 
@@ -113,11 +114,33 @@ def sampling_outputs():
     )
 
 
+def samples_per_state():
+    """Configurations stored per state point."""
+    return config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
+
+
+def positions_bytes():
+    """Bytes of one state point's positions array (float64)."""
+    system = config["system"]
+    return samples_per_state() * system["n_particles"] * system["dim"] * 8
+
+
+def feature_bytes(representation):
+    """Bytes of one sample's float32 features of a representation."""
+    system = config["system"]
+    shape = feature_shape(
+        representation,
+        config["features"][representation],
+        system["n_particles"],
+        system["dim"],
+        system["box_length"],
+    )
+    return 4 * math.prod(shape)
+
+
 def sample_mem_mb(wildcards):
     """Memory of a sample job in MB: the positions array a few times over, plus the interpreter."""
-    num = config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
-    size = num * config["system"]["n_particles"] * config["system"]["dim"] * 8
-    return 1000 + 4 * size // 1_000_000
+    return 1000 + 4 * positions_bytes() // 1_000_000
 
 
 def feature_params(wildcards):
@@ -143,20 +166,8 @@ def feature_outputs():
 def featurize_mem_mb(wildcards):
     """Memory of a featurize job in MB: the samples, the float32 features twice over (array and HDF5 write),
     one chunk of float64 working memory, plus the interpreter."""
-    system = config["system"]
-    num = config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
-    shape = feature_shape(
-        wildcards.representation,
-        config["features"][wildcards.representation],
-        system["n_particles"],
-        system["dim"],
-        system["box_length"],
-    )
-    per_sample = 4
-    for size in shape:
-        per_sample *= size
-    samples = num * system["n_particles"] * system["dim"] * 8
-    return 1000 + (2 * samples + 2 * num * per_sample + 2 * CHUNK_BYTES) // 1_000_000
+    features = samples_per_state() * feature_bytes(wildcards.representation)
+    return 1000 + (2 * positions_bytes() + 2 * features + 2 * CHUNK_BYTES) // 1_000_000
 
 
 # The learning stages. Plotting code is part of the digest: the figures come from the same job as the model.
@@ -201,22 +212,8 @@ def model_params(wildcards):
 def train_mem_mb(wildcards):
     """Memory of a training job in MB: TensorFlow itself (about 1.5 GB), the float32 features a few times over
     (file, concatenation, tensor), plus the activations of one batch, generously."""
-    system = config["system"]
-    num = (
-        len(STATES)
-        * config["sampling"]["chains"]
-        * config["sampling"]["samples_per_chain"]
-    )
-    shape = feature_shape(
-        wildcards.representation,
-        config["features"][wildcards.representation],
-        system["n_particles"],
-        system["dim"],
-        system["box_length"],
-    )
-    per_sample = 4
-    for size in shape:
-        per_sample *= size
+    per_sample = feature_bytes(wildcards.representation)
+    num = len(STATES) * samples_per_state()
     batch = config["vae"][wildcards.representation]["batch_size"]
     return 2000 + (4 * num * per_sample + 200 * batch * per_sample) // 1_000_000
 
