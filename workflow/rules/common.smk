@@ -92,8 +92,27 @@ def config_section(name):
 
 
 def sampling_section():
-    """The sampling section without the figure's binning, which is the density rule's business."""
-    return {k: v for k, v in config_section("sampling").items() if k != "density_bins"}
+    """The sampling section without the figure's binning, which is the density rule's business, and without
+    the checkpoint cadence, which changes no result (see sample_checkpoint)."""
+    return {
+        k: v
+        for k, v in config_section("sampling").items()
+        if k not in ("density_bins", "checkpoint_interval")
+    }
+
+
+def sample_checkpoint(wildcards, resources):
+    """Checkpoint file and cadence of a sample job: {"path": ..., "interval": seconds}.
+
+    Not a declared output: Snakemake deletes the outputs of a failed job, and the checkpoint must outlive one.
+    The cadence changes no sample, so it must not rerun sampling; Snakemake leaves parameters that are derived
+    from input, output, threads or resources out of its params rerun trigger, and the `resources` argument
+    (unused) marks this one as derived. tests/test_resume.py checks that a new interval reruns nothing.
+    """
+    return {
+        "path": f"results/checkpoints/sample/{wildcards.state}.h5",
+        "interval": float(config["sampling"]["checkpoint_interval"]),
+    }
 
 
 def state_point(wildcards):

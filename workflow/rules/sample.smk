@@ -53,6 +53,7 @@ rule sample:
         state_point=state_point,
         sampling=sampling_section(),
         code=code_digest(*SAMPLE_CODE),
+        checkpoint=sample_checkpoint,
     script:
         "../scripts/sample.py"
 
