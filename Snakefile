@@ -23,6 +23,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/featurize.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/reconstruct.smk"
+include: "workflow/rules/analyze.smk"
 
 
 rule all:
@@ -31,3 +33,5 @@ rule all:
         sampling_outputs(),
         feature_outputs(),
         learning_outputs(),
+        reconstruction_outputs(),
+        analysis_outputs(),

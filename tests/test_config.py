@@ -30,6 +30,9 @@ def test_config_yaml_equals_schema_defaults(defaults):
     assert demo["features"]["voxel"]["method"] == "gaussian"  # the seed's count grids collapse a small VAE
     assert defaults["features"]["voxel"]["method"] == "count"
     demo["features"]["voxel"]["method"] = "count"
+    # The demo holds one gamma out of training for the anomaly test; by default nothing is held out.
+    assert demo["analysis"]["heldout_gamma"] == [1.5] and defaults["analysis"]["heldout_gamma"] == []
+    demo["analysis"]["heldout_gamma"] = []
     assert demo == defaults
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vaepipe import io
@@ -52,10 +53,13 @@ def runs(tmp_path_factory):
 
 def _result_files(workdir: Path) -> dict[str, bytes]:
     files = {}
-    for sub in ("results/preliminary", "results/samples", "results/features", "results/models", "results/latent"):
+    for sub in ("results/preliminary", "results/samples", "results/features", "results/models", "results/latent",
+                "results/reconstruction", "results/generation", "results/analysis"):
         for path in sorted((workdir / sub).rglob("*")):
             if path.is_file():
                 files[path.relative_to(workdir).as_posix()] = path.read_bytes()
+    for name in ("results/summary.json", "results/summary.tsv"):
+        files[name] = (workdir / name).read_bytes()
     return files
 
 
@@ -123,11 +127,48 @@ def test_learning_stages_follow_their_layouts(runs):
         assert other[["state", "sample_index", "split"]].equals(splits[0][["state", "sample_index", "split"]])
 
 
+def test_stages_after_learning_follow_their_layouts(runs):
+    from vaepipe.mapping import SUMMARY_KEYS
+
+    base, _ = runs
+    work = base / "a"
+    arrays, attrs = io.read_arrays(work / "results/reconstruction/test.h5", io.RECONSTRUCTION_FORMAT)
+    num_test = 8  # 10% of 40 at each of the 2 trained state points
+    for name in ("original", "gram", "anchored", "repaired", "learned"):
+        assert arrays[name].shape == (num_test, 8, 3), name
+    assert sorted(set(arrays["state"])) == list(STATES)
+    assert attrs["n_particles"] == 8 and json.loads(attrs["anchor_points"])[1] == [0.0, 0.0, 4.0]
+    # the reconstructions' energies are the sampler's: the originals' match the samples files
+    for state in STATES:
+        samples = io.read_samples(work / f"results/samples/{state}.h5")
+        rows = arrays["state"] == state
+        assert np.allclose(arrays["energy_original"][rows], samples.energy[arrays["sample_index"][rows]],
+                           rtol=1e-9, atol=1e-9)
+    generated, _ = io.read_arrays(work / "results/generation/generated.h5", io.GENERATED_FORMAT)
+    assert generated["positions"].shape == (1000, 8, 3) and generated["z"].shape == (1000, 3)
+    for representation in REPRESENTATIONS:
+        latent = io.read_json(work / f"results/analysis/latent/{representation}.json")
+        assert latent["chance"] == 0.5 and latent["num_samples"] == 80
+        anomaly = io.read_json(work / f"results/analysis/anomaly/{representation}.json")
+        assert 0 <= anomaly["auc_uniform"] <= 1 and anomaly["num_normal"] == num_test
+        assert anomaly["auc_heldout_gamma"] is None  # NaN in JSON metrics is null; no held-out gamma configured
+    summary = io.read_summary(work / "results/summary.json")
+    for key in SUMMARY_KEYS:
+        assert isinstance(summary[key], float), key
+    assert math.isnan(summary["anomaly.auc_heldout_gamma"])  # no held-out gamma in this config
+    assert summary["vae.distance.recon_error"] == io.read_json(work / "results/models/distance/metrics.json")[
+        "recon_error"]
+    # every figure carries its provenance
+    for figure in (work / "results").rglob("*.png"):
+        assert io.figure_provenance(figure)["vaepipe_version"], figure
+
+
 def test_identical_runs_give_identical_files(runs):
     base, _ = runs
     a, b = _result_files(base / "a"), _result_files(base / "b")
-    # per state: 4 sampling files + 3 features files; per representation: 5 model files + 1 latent file
-    assert sorted(a) == sorted(b) and len(a) == 7 * len(STATES) + 6 * len(REPRESENTATIONS)
+    # per state: 4 sampling files + 3 features files; per representation: 5 model files + 1 latent file + 4
+    # analysis files; reconstruction 5, generation 4, summary 2
+    assert sorted(a) == sorted(b) and len(a) == 7 * len(STATES) + 10 * len(REPRESENTATIONS) + 11
     differing = [name for name in a if a[name] != b[name]]
     assert differing == []
 

@@ -37,6 +37,7 @@ __all__ = [
     "state_name",
     "parse_state_name",
     "state_points",
+    "heldout_state_points",
 ]
 
 #: Schema of a source checkout. Pass ``schema_path`` explicitly when vaepipe is installed away from the repository.
@@ -228,7 +229,32 @@ def check_config(config: dict) -> dict:
                     "lower sampling.samples_per_chain or sampling.chains")
 
     _check_features(config, box_length, dim, boundary)
+    _check_analysis(config, gammas, boundary)
     return config
+
+
+def _check_analysis(config: dict, gammas, boundary: str) -> None:
+    """Held-out gammas that are new and allowed; ranges that are ranges; a headline VAE that is trained."""
+    heldout = _get(config, "analysis.heldout_gamma")
+    for v in heldout:
+        _check_finite("analysis.heldout_gamma", v)
+    shared = sorted({float(v) for v in heldout} & {float(g) for g in gammas})
+    if shared:
+        raise _fail("analysis.heldout_gamma", list(heldout), f"gammas that are not trained on (state_points.gamma "
+                    f"also has {', '.join(format_number(v) for v in shared)})",
+                    "remove them from one of the two lists")
+    if boundary == "periodic" and any(float(v) != 0 for v in heldout):
+        raise _fail("analysis.heldout_gamma", list(heldout), "an empty list with boundary 'periodic' (no gravity)",
+                    "set analysis.heldout_gamma: []")
+    low, high = _get(config, "analysis.overlap_distance")
+    if not low <= high:
+        raise _fail("analysis.overlap_distance", [low, high], "[low, high] with low <= high (sigma)",
+                    "e.g. [0.5, 0.7]")
+    representation = _get(config, "analysis.representation")
+    trained = _get(config, "vae.representations")
+    if representation not in trained:
+        raise _fail("analysis.representation", representation, f"one of the trained vae.representations {trained}",
+                    f"add {representation!r} to vae.representations or pick one of them")
 
 
 def _check_features(config: dict, box_length: float, dim: int, boundary: str) -> None:
@@ -292,5 +318,14 @@ def state_points(config: dict) -> dict[str, dict[str, float]]:
     """Every state point of the config, ``{name: {'gamma': g, 'temperature': t}}``, gamma-major in config order."""
     points = {}
     for g, t in itertools.product(_get(config, "state_points.gamma"), _get(config, "state_points.temperature")):
+        points[state_name(g, t)] = {"gamma": float(g) + 0.0, "temperature": float(t)}
+    return points
+
+
+def heldout_state_points(config: dict) -> dict[str, dict[str, float]]:
+    """The held-out state points, ``analysis.heldout_gamma x state_points.temperature``, named as
+    :func:`state_points` names them: sampled and featurized, never trained on."""
+    points = {}
+    for g, t in itertools.product(_get(config, "analysis.heldout_gamma"), _get(config, "state_points.temperature")):
         points[state_name(g, t)] = {"gamma": float(g) + 0.0, "temperature": float(t)}
     return points

@@ -89,6 +89,7 @@ __all__ = [
     "read_checkpoint",
     "remove_checkpoint",
     "save_figure",
+    "figure_provenance",
     "provenance",
     "git_commit",
     "FEATURES_FORMAT",
@@ -110,8 +111,8 @@ __all__ = [
 
 SAMPLES_FORMAT = "vaepipe-samples-1"
 PRELIMINARY_FORMAT = "vaepipe-preliminary-1"
-
 CHECKPOINT_FORMAT = "vaepipe-sampling-checkpoint-1"
+
 _FLOAT, _INT, _STR = "float", "int", "str"
 
 #: The contract attributes of a samples file and their types.
@@ -163,7 +164,6 @@ def _version() -> str:
 # --------------------------------------------------------------------------- atomic writes
 
 
-@contextlib.contextmanager
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete the temporary files of earlier writes of ``path`` that were killed before they could clean up.
 
@@ -174,6 +174,7 @@ def _remove_stale_temporaries(path: Path) -> None:
             stale.unlink()
 
 
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is synced and renamed to ``path``, else deleted.
 
@@ -183,8 +184,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     _remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -466,7 +467,6 @@ def read_preliminary(path: str | Path) -> dict:
     return data
 
 
-# --------------------------------------------------------------------------- figures
 # --------------------------------------------------------------------------- sampling checkpoint (HDF5)
 
 
@@ -572,6 +572,7 @@ def remove_checkpoint(path: str | Path) -> None:
         _remove_stale_temporaries(path)
 
 
+# --------------------------------------------------------------------------- figures
 
 _NO_DATES = {
     "png": {"Software": None},
@@ -579,24 +580,38 @@ _NO_DATES = {
 }
 
 
-def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 120, provenance_record: Mapping[str, Any] | None = None) -> Path:
     """Save a matplotlib figure atomically, without version or date metadata (same figure -> same bytes).
 
-    A figure made by pyplot is closed afterwards; one made with ``matplotlib.figure.Figure`` needs no closing.
+    ``provenance_record`` (see :func:`provenance`) is embedded as canonical JSON: a PNG text chunk ``vaepipe``,
+    a PDF's ``Subject``; :func:`figure_provenance` reads it back. A figure made by pyplot is closed afterwards; one
+    made with ``matplotlib.figure.Figure`` needs no closing.
     """
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     try:
         if fmt not in _NO_DATES:
             raise ValueError(f"figure {path}: expected a .png or .pdf file name, got {path.suffix!r}")
+        metadata = dict(_NO_DATES[fmt])
+        if provenance_record is not None:
+            metadata["vaepipe" if fmt == "png" else "Subject"] = dumps(provenance_record).strip()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_NO_DATES[fmt])
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
     finally:
         if getattr(fig.canvas, "manager", None) is not None:
             import matplotlib.pyplot as plt
 
             plt.close(fig)
     return path
+
+
+def figure_provenance(path: str | Path) -> dict:
+    """The provenance embedded in a PNG figure by :func:`save_figure` ({} when there is none)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}).get("vaepipe")
+    return json.loads(text) if text else {}
 
 
 # --------------------------------------------------------------------------- features (HDF5)
@@ -949,3 +964,100 @@ def read_latent(path: str | Path):
         raise ValueError(f"{path} is not a vaepipe latent file: missing columns {missing} or file_format "
                          f"{attrs.get('file_format')!r} (expected {LATENT_FORMAT!r})")
     return frame, attrs
+
+
+# --------------------------------------------------------------------------- reconstruction and generation (HDF5)
+
+#: File formats of the array bundles written by the reconstruction and generation stages.
+RECONSTRUCTION_FORMAT = "vaepipe-reconstruction-1"
+GENERATED_FORMAT = "vaepipe-generated-1"
+
+
+def write_arrays(path: str | Path, arrays: Mapping[str, Any], attrs: Mapping[str, Any], file_format: str) -> Path:
+    """Write named arrays (each with the same first dimension S, one row per configuration) and attributes to
+    an HDF5 file, atomically and byte-reproducibly (no timestamps). Strings become UTF-8 string datasets;
+    dicts and lists in ``attrs`` are stored as JSON text."""
+    import h5py
+
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    sizes = {name: value.shape[0] for name, value in arrays.items() if value.ndim}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"arrays of {path} must share their first dimension (one row per configuration), got "
+                         f"{sizes}")
+    def attr(name, value):
+        if isinstance(value, (Mapping, list, tuple)):
+            return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+        return "" if value is None else _attr_value(name, value, None)
+
+    values = {name: attr(name, value) for name, value in sorted(dict(attrs).items())}
+    values.setdefault("vaepipe_version", _version())
+    values["file_format"] = file_format
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            for name in sorted(arrays):
+                data = arrays[name]
+                if data.dtype.kind in "OU":
+                    data = np.asarray([str(v) for v in data.ravel()], dtype=h5py.string_dtype()).reshape(data.shape)
+                f.create_dataset(name, data=data, track_times=False)
+            for name, value in values.items():
+                f.attrs[name] = value
+    return Path(path)
+
+
+def read_arrays(path: str | Path, file_format: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a file of :func:`write_arrays`: (arrays, attrs). ValueError when it holds another format."""
+    path = Path(path)
+    with _open_hdf5(path, "array file", "the workflow") as f:
+        attrs = {name: _scalar(f.attrs[name]) for name in f.attrs}
+        if attrs.get("file_format") != file_format:
+            raise ValueError(f"{path} has file_format {attrs.get('file_format')!r}, expected {file_format!r}")
+        arrays = {}
+        for name in f:
+            data = f[name][()]
+            if f[name].dtype.kind == "O":
+                data = np.asarray([v.decode("utf-8") if isinstance(v, bytes) else v for v in data.ravel()],
+                                  dtype=object).reshape(data.shape)
+            arrays[name] = data
+    return arrays, attrs
+
+
+# --------------------------------------------------------------------------- summary
+
+SUMMARY_FORMAT = "vaepipe-summary-1"
+
+
+def write_summary(path: str | Path, summary: Mapping[str, float], provenance_record: Mapping[str, Any]) -> Path:
+    """Write results/summary.json atomically: the flat ``{key: float}`` summary, NaN written as ``NaN`` (what
+    Python's json, pandas and jq >= 1.7 read back as NaN), plus ``file_format`` and ``provenance``."""
+    values = {}
+    for key, value in summary.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"summary key {key} = {value!r}: expected a number (NaN where it does not apply)")
+        values[key] = float(value)
+    record = {**values, "file_format": SUMMARY_FORMAT, "provenance": _jsonable(provenance_record)}
+    text = json.dumps(record, sort_keys=True, indent=2, allow_nan=True) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def read_summary(path: str | Path) -> dict:
+    """Read results/summary.json: the numbers as floats (NaN included), with ``provenance`` and ``file_format``."""
+    data = read_json(path)
+    if data.get("file_format") != SUMMARY_FORMAT:
+        raise ValueError(f"{path} is not a vaepipe summary (file_format {data.get('file_format')!r}, expected "
+                         f"{SUMMARY_FORMAT!r}); produce it with the workflow's summary rule")
+    return data
+
+
+def write_summary_table(path: str | Path, summary: Mapping[str, float],
+                        descriptions: Mapping[str, str] | None = None) -> Path:
+    """The summary as a tab-separated table (quantity, value, meaning) for the report, atomically."""
+    if descriptions is None:
+        from vaepipe.mapping import SUMMARY_DESCRIPTIONS as descriptions
+    lines = ["quantity\tvalue\tmeaning"]
+    for key, value in summary.items():
+        lines.append(f"{key}\t{float(value):.4g}\t{descriptions.get(key, '')}")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)

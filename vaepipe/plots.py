@@ -1,4 +1,4 @@
-"""Figures of the sampling stages (matplotlib, Agg backend; no display needed).
+"""Figures of every stage (matplotlib, Agg backend; no display needed).
 
 Functions return a :class:`matplotlib.figure.Figure`; write it with :func:`vaepipe.io.save_figure`, which makes
 the file atomically and without dates, so the same data give the same bytes.
@@ -25,6 +25,13 @@ __all__ = [
     "voxel_reconstruction_figure",
     "distance_reconstruction_figure",
     "coordinates_reconstruction_figure",
+    "configuration_figure",
+    "rmsd_figure",
+    "energy_mapping_figure",
+    "energy_histogram_figure",
+    "landscape_figure",
+    "latent_figure",
+    "roc_figure",
 ]
 
 _LABELS = {"energy": r"$U/\epsilon$", "mean_height": r"mean height $\bar z/\sigma$"}
@@ -236,4 +243,180 @@ def coordinates_reconstruction_figure(originals: np.ndarray, reconstructions: np
         ax.set_ylabel(r"$z/\sigma$")
         ax.set_title(labels[k] if labels is not None else f"sample {k}", fontsize="small")
     axes[0].legend(fontsize="small", loc="upper right")
+    return fig
+
+
+def _gamma_colours(gamma: np.ndarray):
+    """A discrete colour per gamma value: (values, colour of each sample, colour of each value)."""
+    from matplotlib import colormaps
+
+    values = np.unique(gamma)
+    cmap = colormaps["viridis"].resampled(max(len(values), 2))
+    lookup = {v: cmap(i) for i, v in enumerate(values)}
+    return values, [lookup[g] for g in gamma], lookup
+
+
+def configuration_figure(originals: np.ndarray, reconstructions: Mapping[str, np.ndarray], box_length: float,
+                         labels=None) -> Figure:
+    """Original configurations next to their reconstructions, seen from the side (x, z) and from above (x, y).
+
+    originals : (K, N, dim) sigma. reconstructions : {method: (K, N, dim)} in the originals' frame and order;
+    each reconstructed particle is joined to its original by a grey line.
+    """
+    originals = np.asarray(originals)
+    num, dim = originals.shape[0], originals.shape[-1]
+    views = [(0, dim - 1, "z")] + ([(0, 1, "y")] if dim == 3 else [])
+    fig = Figure(figsize=(3.3 * num * len(views), 3.6 * len(reconstructions)), layout="constrained")
+    axes = fig.subplots(len(reconstructions), num * len(views), squeeze=False)
+    for row, (method, recon) in enumerate(reconstructions.items()):
+        recon = np.asarray(recon)
+        for k in range(num):
+            rmsd = float(np.sqrt(np.mean(np.sum((recon[k] - originals[k]) ** 2, axis=-1))))
+            for v, (a, b, name) in enumerate(views):
+                ax = axes[row, k * len(views) + v]
+                for p, q in zip(originals[k], recon[k]):
+                    ax.plot([p[a], q[a]], [p[b], q[b]], color="0.7", lw=0.6)
+                ax.scatter(originals[k, :, a], originals[k, :, b], s=16, color="C0", label="Monte Carlo")
+                ax.scatter(recon[k, :, a], recon[k, :, b], s=16, color="C3", marker="x", label=method)
+                ax.set_xlim(-0.5, box_length + 0.5)
+                ax.set_ylim(-0.5, box_length + 0.5)
+                ax.add_patch(matplotlib.patches.Rectangle((0, 0), box_length, box_length, fill=False, lw=0.8))
+                ax.set_aspect("equal")
+                ax.set_xlabel(r"$x/\sigma$")
+                ax.set_ylabel(f"${name}/\\sigma$")
+                title = labels[k] if labels is not None else f"sample {k}"
+                ax.set_title(f"{title}: {method}, RMSD {rmsd:.2f} $\\sigma$", fontsize="x-small")
+        axes[row, 0].legend(fontsize="x-small", loc="upper right")
+    return fig
+
+
+def rmsd_figure(rmsd: Mapping[str, np.ndarray]) -> Figure:
+    """Distributions of the reconstruction RMSD (sigma) of each method, with their medians."""
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    finite = [np.asarray(v)[np.isfinite(v)] for v in rmsd.values()]
+    top = max((float(np.quantile(v, 0.99)) for v in finite if v.size), default=1.0)
+    bins = np.linspace(0, top, 40)
+    for (method, values), data in zip(rmsd.items(), finite):
+        if data.size:
+            ax.hist(np.clip(data, 0, top), bins=bins, histtype="step", lw=1.4,
+                    label=f"{method}: median {np.median(data):.3f} $\\sigma$")
+    ax.set_xlabel(r"RMSD to the Monte Carlo configuration ($\sigma$)")
+    ax.set_ylabel("test configurations")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def energy_mapping_figure(original: np.ndarray, reconstructed: np.ndarray, repaired: np.ndarray,
+                          gamma: np.ndarray) -> Figure:
+    """Energy per particle (epsilon) of reconstructions against their originals (left; symlog axis, since one
+    overlap puts a configuration orders of magnitude up) and the distribution of log10 |error| (right)."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    values, colours, lookup = _gamma_colours(np.asarray(gamma))
+    left.scatter(original, reconstructed, s=8, c=colours, marker="o")
+    left.scatter(original, repaired, s=8, c=colours, marker="x")
+    lo, hi = float(np.min(original)), float(np.max(original))
+    left.plot([lo, hi], [lo, hi], color="k", lw=0.8, label="reconstruction = original")
+    left.set_yscale("symlog", linthresh=1.0)
+    left.set_xlabel(r"Monte Carlo $U/(N\epsilon)$")
+    left.set_ylabel(r"reconstruction $U/(N\epsilon)$")
+    left.scatter([], [], color="0.4", marker="o", label="as decoded")
+    left.scatter([], [], color="0.4", marker="x", label="overlaps repaired")
+    for v in values:
+        left.scatter([], [], color=lookup[v], label=f"$\\gamma$ = {v:g}")
+    left.legend(fontsize="x-small", ncol=2)
+    error = np.abs(np.asarray(reconstructed) - np.asarray(original))
+    error_repaired = np.abs(np.asarray(repaired) - np.asarray(original))
+    logs = [np.log10(np.maximum(e, 1e-6)) for e in (error, error_repaired)]
+    bins = np.linspace(min(-2.0, min(x.min() for x in logs)), max(x.max() for x in logs) + 0.1, 50)
+    for data, name in zip(logs, ("as decoded", "overlaps repaired")):
+        right.hist(data, bins=bins, histtype="step", lw=1.4,
+                   label=f"{name}: median {np.median(10 ** data):.3g} $\\epsilon$")
+    right.set_xlabel(r"$\log_{10} |U_{rec} - U_{MC}|/(N\epsilon)$")
+    right.set_ylabel("test configurations")
+    right.legend(fontsize="small")
+    return fig
+
+
+def energy_histogram_figure(energies: Mapping[str, np.ndarray], distances: Mapping[str, float]) -> Figure:
+    """Histograms of the pair energy per particle U_LJ/(N eps) of several sets of configurations, on a
+    symmetric-log axis (one overlap puts a configuration orders of magnitude up); the legend gives each set's
+    Wasserstein distance to the first (Monte Carlo) in its standard deviations."""
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    data = {name: np.asarray(v, dtype=np.float64)[np.isfinite(v)] for name, v in energies.items()}
+    values = np.concatenate([v for v in data.values() if v.size])
+
+    def squash(x):
+        return np.sign(x) * np.log10(1.0 + np.abs(x))
+
+    def unsquash(y):
+        return np.sign(y) * (10.0 ** np.abs(y) - 1.0)
+
+    bins = unsquash(np.linspace(squash(values.min()), squash(values.max()) + 1e-9, 80))
+    for name, v in data.items():
+        label = name + (f": W1/std {distances[name]:.3g}" if name in distances else "")
+        ax.hist(v, bins=bins, weights=np.full(v.size, 1.0 / max(v.size, 1)), histtype="step", lw=1.4, label=label)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel(r"pair energy per particle $U_{LJ}/(N\epsilon)$ (symmetric log scale)")
+    ax.set_ylabel("fraction of configurations")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def landscape_figure(u: np.ndarray, v: np.ndarray, energy: np.ndarray, points: np.ndarray, gamma: np.ndarray,
+                     explained: np.ndarray) -> Figure:
+    """Heatmap of the pair energy per particle of configurations decoded on a grid of the latent plane (PC1, PC2
+    in units of the data's standard deviation along each), with encoded test samples coloured by gamma. The
+    colour scale is symmetric-logarithmic: one overlap puts a configuration orders of magnitude up."""
+    from matplotlib.colors import SymLogNorm
+
+    fig = Figure(figsize=(7.5, 6), layout="constrained")
+    ax = fig.subplots()
+    finite = np.where(np.isfinite(energy), energy, np.nanmax(energy[np.isfinite(energy)]))
+    image = ax.pcolormesh(u, v, finite, shading="nearest", cmap="magma_r",
+                          norm=SymLogNorm(linthresh=1.0, vmin=min(float(finite.min()), -1.0),
+                                          vmax=max(float(finite.max()), 1.0)))
+    fig.colorbar(image, ax=ax, label=r"decoded $U_{LJ}/(N\epsilon)$ (symmetric log scale)")
+    values, colours, lookup = _gamma_colours(np.asarray(gamma))
+    ax.scatter(points[:, 0], points[:, 1], s=7, c=colours, edgecolors="w", linewidths=0.2)
+    for value in values:
+        ax.scatter([], [], color=lookup[value], label=f"$\\gamma$ = {value:g}")
+    ax.legend(fontsize="small", title="encoded test samples")
+    ax.set_xlabel(f"PC1 / std ({100 * explained[0]:.0f}% of the variance)")
+    ax.set_ylabel(f"PC2 / std ({100 * explained[1]:.0f}%)")
+    return fig
+
+
+def latent_figure(points: np.ndarray, gamma: np.ndarray, explained: np.ndarray, stats: Mapping,
+                  representation: str) -> Figure:
+    """Latent means on their two leading principal components, coloured by gamma (the seed's "lambda
+    clustering"), with the silhouette score and the k-NN accuracy against chance in the title."""
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    values, colours, lookup = _gamma_colours(np.asarray(gamma))
+    ax.scatter(points[:, 0], points[:, 1], s=5, c=colours, alpha=0.7)
+    for value in values:
+        ax.scatter([], [], color=lookup[value], label=f"$\\gamma$ = {value:g}")
+    ax.legend(fontsize="small")
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of the variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}%)")
+    ax.set_title(f"{representation}: silhouette {stats['silhouette']:.2f}, gamma k-NN accuracy "
+                 f"{stats['knn_accuracy']:.2f} (chance {stats['chance']:.2f})", fontsize="small")
+    return fig
+
+
+def roc_figure(curves: Mapping[str, Mapping], representation: str, score: str) -> Figure:
+    """ROC curves of the anomaly score against each kind of anomaly, with their areas."""
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = fig.subplots()
+    names = {"overlap": "one overlapping pair", "uniform": "uniformly random", "heldout_gamma": "held-out gamma"}
+    for kind, curve in curves.items():
+        ax.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{names.get(kind, kind)}: AUC {curve['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=0.8, label="chance")
+    ax.set_xlabel("false positive rate (normal test samples flagged)")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"{representation} VAE, score: {score}", fontsize="small")
+    ax.legend(fontsize="small", loc="lower right")
     return fig

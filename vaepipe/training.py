@@ -43,6 +43,7 @@ __all__ = [
     "encode",
     "evaluate",
     "reconstruction_errors",
+    "sample_errors",
 ]
 
 REPRESENTATIONS = ("voxel", "distance", "coordinates")
@@ -378,6 +379,37 @@ def reconstruct(model, features: np.ndarray, batch_size: int = 256) -> np.ndarra
     return np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
 
 
+def sample_errors(representation: str, original: np.ndarray, reconstructed: np.ndarray,
+                  attrs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Per-sample errors of reconstructions against originals, (S,) float64 each, in physical units where they
+    exist (see :func:`reconstruction_errors` for their meaning); ``recon_error`` is the headline error."""
+    original = np.asarray(original, dtype=np.float64)
+    reconstructed = np.asarray(reconstructed, dtype=np.float64)
+    if original.shape != reconstructed.shape:
+        raise ValueError(f"original {original.shape} and reconstruction {reconstructed.shape} differ in shape")
+    diff = (reconstructed - original).reshape(original.shape[0], *original.shape[1:])
+    num = original.shape[0]
+    flat = diff.reshape(num, -1)
+    errors = {"mse": np.mean(flat ** 2, axis=1)}
+    if representation == "voxel":
+        errors["density_error"] = np.abs(flat).sum(axis=1) / original.reshape(num, -1).sum(axis=1)
+        errors["recon_error"] = errors["density_error"]
+    elif representation == "distance":
+        n = int(attrs["n_particles"])
+        scale = float(attrs["distance_scale"])
+        off_diagonal = ~np.eye(n, dtype=bool)
+        errors["mae_sigma"] = np.mean(np.abs(diff[:, :n, :n][:, off_diagonal]), axis=1) * scale
+        errors["anchor_mae_sigma"] = (np.mean(np.abs(diff[:, :n, n:]).reshape(num, -1), axis=1) * scale
+                                      if original.shape[-1] > n else np.full(num, np.nan))
+        errors["recon_error"] = errors["mae_sigma"]
+    elif representation == "coordinates":
+        errors["mae_sigma"] = np.mean(np.abs(flat), axis=1) * float(attrs["box_length"])
+        errors["recon_error"] = errors["mae_sigma"]
+    else:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    return errors
+
+
 def reconstruction_errors(representation: str, original: np.ndarray, reconstructed: np.ndarray,
                           attrs: Mapping[str, Any]) -> dict[str, float]:
     """Errors of reconstructions against originals, averaged over samples, in physical units where they exist.
@@ -389,32 +421,8 @@ def reconstruction_errors(representation: str, original: np.ndarray, reconstruct
     coordinates: ``mae_sigma`` of the coordinates, and ``mse`` of the normalised vector.
     ``recon_error`` repeats the representation's headline error (density_error or mae_sigma).
     """
-    original = np.asarray(original, dtype=np.float64)
-    reconstructed = np.asarray(reconstructed, dtype=np.float64)
-    if original.shape != reconstructed.shape:
-        raise ValueError(f"original {original.shape} and reconstruction {reconstructed.shape} differ in shape")
-    diff = reconstructed - original
-    num = original.shape[0]
-    errors = {"mse": float(np.mean(diff ** 2))}
-    if representation == "voxel":
-        mass = original.reshape(num, -1).sum(axis=1)
-        errors["density_error"] = float(np.mean(np.abs(diff).reshape(num, -1).sum(axis=1) / mass))
-        errors["recon_error"] = errors["density_error"]
-    elif representation == "distance":
-        n = int(attrs["n_particles"])
-        scale = float(attrs["distance_scale"])
-        off_diagonal = ~np.eye(n, dtype=bool)
-        errors["mae_sigma"] = float(np.mean(np.abs(diff[:, :n, :n][:, off_diagonal])) * scale)
-        size = original.shape[-1]
-        errors["anchor_mae_sigma"] = (float(np.mean(np.abs(diff[:, :n, n:])) * scale) if size > n
-                                      else float("nan"))
-        errors["recon_error"] = errors["mae_sigma"]
-    elif representation == "coordinates":
-        errors["mae_sigma"] = float(np.mean(np.abs(diff)) * float(attrs["box_length"]))
-        errors["recon_error"] = errors["mae_sigma"]
-    else:
-        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
-    return errors
+    return {name: float(np.mean(values)) for name, values in
+            sample_errors(representation, original, reconstructed, attrs).items()}
 
 
 def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batch_size: int = 256) -> dict:

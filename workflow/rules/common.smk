@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from vaepipe._build import files_digest
-from vaepipe.config import state_points
+from vaepipe.config import heldout_state_points, state_points
 from vaepipe.features import (
     CHUNK_BYTES,
     REPRESENTATIONS,
@@ -15,7 +15,10 @@ from vaepipe.features import (
 )
 
 # {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
-STATES = state_points(config)
+TRAIN_STATES = state_points(config)
+# State points of the held-out gammas (analysis.heldout_gamma): sampled and featurized, never trained on.
+HELDOUT_STATES = heldout_state_points(config)
+STATES = {**TRAIN_STATES, **HELDOUT_STATES}
 # REPRESENTATIONS ("voxel", "distance", "coordinates"): one features file each, see vaepipe/features.py.
 
 
@@ -207,11 +210,11 @@ TRAINED = config["vae"]["representations"]
 
 
 def training_features(wildcards):
-    """The features files of every state point of the job's representation."""
+    """The features files of every trained state point of the job's representation."""
     return expand(
         "results/features/{representation}/{state}.h5",
         representation=wildcards.representation,
-        state=STATES,
+        state=TRAIN_STATES,
     )
 
 
@@ -228,13 +231,24 @@ def model_params(wildcards):
     return _canonical(config["vae"][wildcards.representation])
 
 
-def train_mem_mb(wildcards):
-    """Memory of a training job in MB: TensorFlow itself (about 1.5 GB), the float32 features a few times over
-    (file, concatenation, tensor), plus the activations of one batch, generously."""
-    per_sample = feature_bytes(wildcards.representation)
+def learning_mem_mb(representation):
+    """Memory of a job that loads a representation's features and TensorFlow, in MB: TensorFlow itself (about
+    1.5 GB), the float32 features a few times over (file, concatenation, tensor), plus the activations of one
+    batch, generously."""
+    per_sample = feature_bytes(representation)
     num = len(STATES) * samples_per_state()
-    batch = config["vae"][wildcards.representation]["batch_size"]
+    batch = config["vae"][representation]["batch_size"]
     return 2000 + (4 * num * per_sample + 200 * batch * per_sample) // 1_000_000
+
+
+def train_mem_mb(wildcards):
+    """Memory of a training or encoding job in MB (see learning_mem_mb)."""
+    return learning_mem_mb(wildcards.representation)
+
+
+def distance_mem_mb(wildcards):
+    """Memory of the reconstruction and generation jobs in MB: the distance VAE's (see learning_mem_mb)."""
+    return learning_mem_mb("distance")
 
 
 def learning_outputs():
@@ -250,3 +264,98 @@ def learning_outputs():
         ],
         representation=TRAINED,
     )
+
+
+# After learning: reconstruction, generation, latent analysis, anomaly detection and the summary. Energies come
+# from the C++ core, so its sources are part of the digests that compute energies.
+MAPPING_CODE = (
+    "vaepipe/mapping.py",
+    "vaepipe/reconstruct.py",
+    "vaepipe/analysis.py",
+    "vaepipe/energy.py",
+    "vaepipe/training.py",
+    "vaepipe/models",
+    "vaepipe/seeds.py",
+    "vaepipe/io.py",
+    "vaepipe/plots.py",
+    "cpp",
+    "CMakeLists.txt",
+)
+ANOMALY_CODE = MAPPING_CODE + ("vaepipe/features.py",)
+LATENT_CODE = (
+    "vaepipe/mapping.py",
+    "vaepipe/analysis.py",
+    "vaepipe/seeds.py",
+    "vaepipe/io.py",
+    "vaepipe/plots.py",
+)
+SUMMARY_CODE = ("vaepipe/mapping.py", "vaepipe/io.py")
+# The representation whose latent and anomaly numbers fill the summary's headline keys.
+HEADLINE = config["analysis"]["representation"]
+# Reconstruction and generation decode distance matrices: they run when the distance VAE is trained.
+RECONSTRUCTS = "distance" in TRAINED
+
+
+def training_samples(wildcards=None):
+    """The samples files of every trained state point, in the order of training_features."""
+    return expand("results/samples/{state}.h5", state=TRAIN_STATES)
+
+
+def heldout_features(wildcards):
+    """The features files of the held-out state points of the job's representation (none configured: [])."""
+    return expand(
+        "results/features/{representation}/{state}.h5",
+        representation=wildcards.representation,
+        state=HELDOUT_STATES,
+    )
+
+
+def analysis_params(*keys):
+    """Some keys of the analysis section, canonical: a job's params hold only what it reads."""
+    return _canonical({k: config["analysis"][k] for k in keys})
+
+
+def generation_params():
+    """What the generate job reads: how many to generate, the landscape grid, and the overlap threshold."""
+    return {
+        **analysis_params("num_generated", "landscape_grid", "landscape_extent"),
+        **{
+            key: config["reconstruction"][key]
+            for key in ("min_distance", "repair_distance", "repair_steps")
+        },
+    }
+
+
+def model_loss(wildcards):
+    """The reconstruction loss of the job's VAE: the anomaly score's likelihood term."""
+    return config["vae"][wildcards.representation]["reconstruction_loss"]
+
+
+def reconstruction_outputs():
+    """Files of the reconstruction and generation stages (none without a distance VAE)."""
+    if not RECONSTRUCTS:
+        return []
+    return [
+        "results/reconstruction/test.h5",
+        "results/reconstruction/metrics.json",
+        "results/reconstruction/examples.png",
+        "results/reconstruction/rmsd.png",
+        "results/reconstruction/energy.png",
+        "results/generation/generated.h5",
+        "results/generation/metrics.json",
+        "results/generation/energy_histograms.png",
+        "results/generation/landscape.png",
+    ]
+
+
+def analysis_outputs():
+    """Latent analysis and anomaly detection of every trained representation, and the summary."""
+    return expand(
+        [
+            "results/analysis/latent/{representation}.json",
+            "results/analysis/latent/{representation}.png",
+            "results/analysis/anomaly/{representation}.json",
+            "results/analysis/anomaly/{representation}.png",
+        ],
+        representation=TRAINED,
+    ) + ["results/summary.json", "results/summary.tsv"]

@@ -8,4 +8,4 @@ from vaepipe import io, plots  # noqa: E402
 
 samples = io.read_samples(snakemake.input.samples)
 io.save_figure(plots.density_figure(samples.positions, samples.attrs, snakemake.params.bins),
-               snakemake.output.density)
+               snakemake.output.density, provenance_record=io.provenance(dict(snakemake.params.items())))

@@ -12,5 +12,6 @@ state = snakemake.wildcards.state
 seed = derive_seed(params["seed"], "preliminary", state)
 result = sampling.run_preliminary(params["system"], params["state_point"], params["preliminary"], seed, state=state)
 # The figure first and the summary last: the summary is what the next stage reads, so it alone marks completion.
-io.save_figure(plots.preliminary_figure(result), snakemake.output.plot)
-io.write_preliminary(snakemake.output.summary, {**result.summary, "provenance": io.provenance(params, seed)})
+prov = io.provenance(params, seed)
+io.save_figure(plots.preliminary_figure(result), snakemake.output.plot, provenance_record=prov)
+io.write_preliminary(snakemake.output.summary, {**result.summary, "provenance": prov})

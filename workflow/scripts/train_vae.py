@@ -18,5 +18,6 @@ prov = io.provenance(params, derive_seed(params["seed"], "train", representation
 io.write_model(snakemake.output.model, out["model"], prov)
 io.write_table_csv(snakemake.output.history, out["history"])
 io.write_json(snakemake.output.metrics, {**out["metrics"], "provenance": prov})
-io.save_figure(out["loss_figure"], snakemake.output.loss)
-io.save_figure(out["reconstruction_figure"], snakemake.output.reconstructions)
+io.save_figure(out["loss_figure"], snakemake.output.loss, provenance_record=prov)
+io.save_figure(out["reconstruction_figure"], snakemake.output.reconstructions,
+               provenance_record=prov)
