@@ -1,0 +1,162 @@
+"""profiles/slurm against a real SLURM: the whole default pipeline, every job through sbatch, on a single-node
+cluster started on this machine by tests/cluster/slurm_localhost.sh (root, Debian packages slurm-wlm and munge).
+
+Skipped where SLURM is not installed, unless VAEPIPE_REQUIRE_SLURM is set (CI sets it after installing SLURM):
+then anything missing is a failure. Only test-only settings are added to the profile, on the command line:
+squeue instead of sacct for job status (no accounting database here), short waits, and --cores = this machine's
+cores so that group jobs fit the single node.
+"""
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from test_workflow import REPRESENTATIONS, STATES, TINY, _planned_jobs
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_SCRIPT = REPO / "tests" / "cluster" / "slurm_localhost.sh"
+# Snakemake is interrupted (SIGINT, the signal it obeys while jobs run) after this, killed 60 s later.
+LIMIT_S = 900
+REQUIRED = os.environ.get("VAEPIPE_REQUIRE_SLURM", "") not in ("", "0")
+
+
+def _missing() -> list[str]:
+    missing = [exe for exe in ("sbatch", "squeue", "sinfo", "scontrol", "munge") if shutil.which(exe) is None]
+    missing += [exe for exe in ("/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged")
+                if not os.access(exe, os.X_OK)]
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        missing.append("the Python package snakemake-executor-plugin-slurm")
+    if os.geteuid() != 0:
+        missing.append("root (the test starts munged, slurmctld and slurmd)")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = _missing()
+    if missing:
+        message = (f"SLURM test needs: {', '.join(missing)}; install with "
+                   "apt-get install -y --no-install-recommends slurm-wlm munge && pip install -e .")
+        if REQUIRED:
+            pytest.fail(f"VAEPIPE_REQUIRE_SLURM is set but {message}")
+        pytest.skip(message)
+    state = tmp_path_factory.mktemp("slurm")
+    try:
+        proc = subprocess.run(["bash", str(CLUSTER_SCRIPT), "start", str(state)], capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode != 0:
+            pytest.fail(f"starting SLURM failed:\n{proc.stdout}{proc.stderr}")
+        yield state
+    finally:
+        subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def run(cluster, tmp_path_factory):
+    """The default pipeline on the tiny config, submitted through profiles/slurm: (workdir, log, exit status, s)."""
+    base = tmp_path_factory.mktemp("slurm_run")
+    config = base / "tiny.yaml"
+    config.write_text(TINY)
+    work = base / "work"
+    cores = len(os.sched_getaffinity(0))
+    cmd = ["timeout", "-s", "INT", "-k", "60", str(LIMIT_S),
+           sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(config),
+           "--profile", str(REPO / "profiles" / "slurm"), "--workflow-profile", "none",
+           # test-only settings: no sacct without an accounting database (3 x 5 s stays below MinJobAge); the
+           # SLURM logs of successful jobs kept, they show what ran inside; the node has `cores` CPUs, so no job
+           # or group job may ask for more
+           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
+           "--slurm-keep-successful-logs", "--latency-wait", "10", "--cores", str(cores)]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=base, capture_output=True, text=True, timeout=LIMIT_S + 120)
+    seconds = time.monotonic() - start
+    log = proc.stdout + proc.stderr
+    (base / "snakemake.log").write_text(log)
+    print(f"SLURM pipeline: exit {proc.returncode} after {seconds:.0f} s; log {base / 'snakemake.log'}")
+    return work, log, proc.returncode, seconds
+
+
+def _slurm_jobs(name: str) -> dict[str, str]:
+    """{job id: state} of every job of this name that slurmctld still remembers (MinJobAge)."""
+    out = subprocess.run(["squeue", "--states=all", "--noheader", "--name", name, "--format", "%i %T"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def _jobs_run_inside(slurm_log: Path) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job that ran inside one SLURM job.
+
+    The log holds two Snakemake levels: the job's own ("rule X:", it hands each job to srun) and the one that
+    srun starts, which executes it ("localrule X:"). The latter proves the job ran."""
+    jobs = []
+    for block in re.split(r"\n(?=localrule \w+:)", slurm_log.read_text()):
+        m = re.match(r"localrule (\w+):", block)
+        if m:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.append((m.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def test_pipeline_finishes_through_slurm(run):
+    work, log, returncode, seconds = run
+    assert returncode == 0, f"snakemake exited {returncode} after {seconds:.0f} s:\n{log[-8000:]}"
+    for state in STATES:
+        assert (work / f"results/samples/{state}.h5").is_file()
+    for representation in REPRESENTATIONS:
+        assert (work / f"results/latent/{representation}.parquet").is_file()
+
+
+def test_every_job_ran_in_a_completed_slurm_job(run):
+    work, log, returncode, _ = run
+    assert returncode == 0, log[-3000:]
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
+    assert submitted and len(set(submitted)) == len(submitted)
+    # SLURM knows exactly these jobs under this run's name, and each of them completed
+    assert _slurm_jobs(run_id) == {job_id: "COMPLETED" for job_id in submitted}
+    # every job Snakemake planned (but the target rule `all`, which runs locally) ran inside one of them
+    logs = {p.stem: p for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")}
+    assert sorted(logs) == sorted(submitted)
+    inside = Counter(rule for p in logs.values() for rule, _ in _jobs_run_inside(p))
+    planned = _planned_jobs(log)
+    planned.pop("all")
+    planned.pop("total")
+    assert planned and dict(inside) == planned
+
+
+def test_profile_groups_and_gpu_request(run):
+    """The profile's batching: one SLURM job per state point for its preliminary and production runs, one for all
+    density figures and features, each training alone and with a GPU, one for all steps that read the models."""
+    work, log, returncode, _ = run
+    assert returncode == 0, log[-3000:]
+    by_job = {p.stem: _jobs_run_inside(p) for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")}
+
+    def holding(rules):
+        return {job for job, jobs in by_job.items() if any(rule in rules for rule, _ in jobs)}
+
+    for state in STATES:
+        jobs = [job for job, inside in by_job.items() if ("preliminary", f"state={state}") in inside]
+        assert len(jobs) == 1
+        assert sorted(by_job[jobs[0]]) == [("preliminary", f"state={state}"), ("sample", f"state={state}")]
+    postprocess = holding({"density", "featurize"})
+    assert len(postprocess) == 1
+    assert len(by_job[postprocess.pop()]) == len(STATES) * (1 + len(REPRESENTATIONS))
+    training = holding({"train_vae"})
+    assert len(training) == len(REPRESENTATIONS)
+    for job in training:
+        assert len(by_job[job]) == 1
+        details = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
+        assert re.search(r"TresPerJob=\S*gpu:1", details), details
+    model_use = holding({"encode", "anomaly", "latent_analysis"})
+    assert len(model_use) == 1
+    assert Counter(rule for rule, _ in by_job[model_use.pop()])["encode"] == len(REPRESENTATIONS)
