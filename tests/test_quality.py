@@ -14,6 +14,7 @@ import math
 import subprocess
 import sys
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,18 @@ def test_one_overlapping_pair_is_anomalous(summary):
 
 @pytest.mark.training
 def test_report_holds_every_figure_and_the_summary(demo):
+    figures = Counter(p.name for p in (demo / "results").rglob("*.png"))
+    assert sum(figures.values()) == 27  # 5 state points x 2, 3 models x 2, reconstruction 3, generation 2, 3 x 2
     proc = _snakemake(demo, "--report", "report.zip")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     with zipfile.ZipFile(demo / "report.zip") as archive:
         names = archive.namelist()
-    figures = [p.relative_to(demo).as_posix() for p in (demo / "results").rglob("*.png")]
-    assert figures
-    for figure in figures + ["results/summary.tsv"]:
-        assert any(name.endswith(figure) for name in names), figure
+    # The archive keeps each file under its own folder by base name: every figure, and the summary table.
+    assert Counter(Path(n).name for n in names if n.endswith(".png")) == figures
+    assert any(n.endswith("/summary.tsv") for n in names) and any(n.endswith("report.html") for n in names)
+    # The self-contained HTML report that users open.
+    proc = _snakemake(demo, "--report", "report.html")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    html = (demo / "report.html").read_text()
+    for name in list(figures) + ["summary.tsv"]:
+        assert name in html, name

@@ -14,42 +14,22 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from conftest import checkout, snakemake_command
 from test_workflow import REPRESENTATIONS, STATES, TINY, _planned_jobs
 from vaepipe import io
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = ("Snakefile", "config.yaml", "environment.yml", "CMakeLists.txt", "workflow", "cpp", "vaepipe", "profiles")
 UPSTREAM_OF_TRAINING = {"preliminary", "sample", "density", "featurize"}
 
 
-def _checkout(dest: Path, origin: Path = REPO) -> Path:
-    """A copy of the workflow's sources (those of `origin`, by default the repository) at `dest`."""
-    dest.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")
-    for name in SOURCES:
-        src = origin / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=ignore)
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def _command(workdir: Path, configfile: Path, *args: str) -> list[str]:
-    # The workflow profile next to the Snakefile applies (rerun-incomplete among others), as for a user.
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory",
-            str(workdir), "--configfile", str(configfile), "--cores", "2", *args]
-
-
 def _snakemake(workdir: Path, configfile: Path, *args: str) -> str:
-    proc = subprocess.run(_command(workdir, configfile, *args), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(snakemake_command(workdir, configfile, *args), capture_output=True, text=True, timeout=900)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-5000:]
     return text
@@ -62,14 +42,9 @@ def _results(workdir: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished tiny run in its own copy of the sources: (workdir, configfile)."""
-    base = tmp_path_factory.mktemp("resume")
-    config = base / "tiny.yaml"
-    config.write_text(TINY)
-    work = _checkout(base / "finished")
-    _snakemake(work, config)
-    return work, config
+def finished(tiny_finished):
+    """A finished tiny run in its own copy of the sources: (workdir, configfile); shared with test_workflow."""
+    return tiny_finished
 
 
 # --------------------------------------------------------------------------- kill -9 and rerun
@@ -129,7 +104,7 @@ def _check_left_behind(workdir: Path) -> None:
 def _run_and_kill(workdir: Path, configfile: Path, ready, timeout: float = 600) -> bool:
     """Start Snakemake in its own process group, SIGKILL the whole group once ready() holds (True) or let it end
     (False, it finished first)."""
-    proc = subprocess.Popen(_command(workdir, configfile), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(snakemake_command(workdir, configfile), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
@@ -155,7 +130,7 @@ def test_killed_pipeline_reruns_to_identical_results(finished, tmp_path):
     old = "density_bins: 10}"
     assert old in TINY
     config.write_text(TINY.replace(old, "density_bins: 10, checkpoint_interval: 1.0e-9}"))
-    work = _checkout(tmp_path / "killed", origin=reference)  # the very sources of the reference run
+    work = checkout(tmp_path / "killed", origin=reference)  # the very sources of the reference run
     checkpoints = work / "results/checkpoints/sample"
 
     # 1. killed while a sample job runs: as soon as one has written a checkpoint

@@ -66,11 +66,15 @@ def run(cluster, tmp_path_factory):
     base = tmp_path_factory.mktemp("slurm_run")
     config = base / "tiny.yaml"
     config.write_text(TINY)
+    # One thread per learning job: two of them fit the 2-CPU test node side by side (a test setting, like the
+    # rest of the tiny config).
+    one_thread = base / "one_thread.yaml"
+    one_thread.write_text("vae: {threads: 1}\n")
     work = base / "work"
     cores = len(os.sched_getaffinity(0))
     cmd = ["timeout", "-s", "INT", "-k", "60", str(LIMIT_S),
            sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(config),
+           "--configfile", str(config), str(one_thread),
            "--profile", str(REPO / "profiles" / "slurm"), "--workflow-profile", "none",
            # test-only settings: no sacct without an accounting database (3 x 5 s stays below MinJobAge); the
            # SLURM logs of successful jobs kept, they show what ran inside; the node has `cores` CPUs, so no job

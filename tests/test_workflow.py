@@ -1,14 +1,14 @@
-"""The Snakemake sampling stages end to end, on a tiny config, in temporary working directories."""
+"""The Snakemake workflow end to end on a tiny config, in a temporary copy of the sources (conftest.py)."""
 
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import snakemake_command
 from vaepipe import io
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,14 +24,16 @@ vae:
   voxel: {latent_dim: 3, filters: [4, 8], dense_units: 8, epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
   distance: {latent_dim: 3, filters: [4], dense_units: 8, epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
   coordinates: {epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
+reconstruction: {learned: {epochs: 5}}
+analysis: {num_generated: 100, landscape_grid: 9}
 """
 REPRESENTATIONS = ("voxel", "distance", "coordinates")
 
 
 def _snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    """Snakemake on the copy of the sources at `workdir` (see conftest.py)."""
+    return subprocess.run(snakemake_command(workdir, configfile, *args), capture_output=True, text=True,
+                          timeout=600)
 
 
 def _check(proc: subprocess.CompletedProcess) -> str:
@@ -41,14 +43,11 @@ def _check(proc: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The same config run twice, into two working directories."""
-    base = tmp_path_factory.mktemp("workflow")
-    config = base / "tiny.yaml"
-    config.write_text(TINY)
-    for name in ("a", "b"):
-        _check(_snakemake(base / name, config))
-    return base, config
+def runs(tiny_finished):
+    """The session's finished run of the tiny config (conftest.py): (workdir, configfile). Its byte-for-byte
+    reproducibility is checked by test_resume.py, which reruns it from scratch in another directory (killed twice
+    on the way) and compares every file."""
+    return tiny_finished
 
 
 def _result_files(workdir: Path) -> dict[str, bytes]:
@@ -64,8 +63,7 @@ def _result_files(workdir: Path) -> dict[str, bytes]:
 
 
 def test_outputs_follow_the_contract(runs):
-    base, _ = runs
-    work = base / "a"
+    work, _ = runs
     for state in STATES:
         for rel in (f"results/preliminary/{state}.json", f"results/preliminary/{state}.png",
                     f"results/samples/{state}.h5", f"results/samples/{state}_density.png",
@@ -97,8 +95,7 @@ def test_outputs_follow_the_contract(runs):
 def test_learning_stages_follow_their_layouts(runs):
     import pandas as pd
 
-    base, _ = runs
-    work = base / "a"
+    work, _ = runs
     for representation in REPRESENTATIONS:
         feats = io.read_features(work / f"results/features/{representation}/gamma1_T1.h5")
         assert feats.features.dtype == "float32" and feats.num_samples == 40
@@ -130,8 +127,7 @@ def test_learning_stages_follow_their_layouts(runs):
 def test_stages_after_learning_follow_their_layouts(runs):
     from vaepipe.mapping import SUMMARY_KEYS
 
-    base, _ = runs
-    work = base / "a"
+    work, _ = runs
     arrays, attrs = io.read_arrays(work / "results/reconstruction/test.h5", io.RECONSTRUCTION_FORMAT)
     num_test = 8  # 10% of 40 at each of the 2 trained state points
     for name in ("original", "gram", "anchored", "repaired", "learned"):
@@ -145,7 +141,7 @@ def test_stages_after_learning_follow_their_layouts(runs):
         assert np.allclose(arrays["energy_original"][rows], samples.energy[arrays["sample_index"][rows]],
                            rtol=1e-9, atol=1e-9)
     generated, _ = io.read_arrays(work / "results/generation/generated.h5", io.GENERATED_FORMAT)
-    assert generated["positions"].shape == (1000, 8, 3) and generated["z"].shape == (1000, 3)
+    assert generated["positions"].shape == (100, 8, 3) and generated["z"].shape == (100, 3)
     for representation in REPRESENTATIONS:
         latent = io.read_json(work / f"results/analysis/latent/{representation}.json")
         assert latent["chance"] == 0.5 and latent["num_samples"] == 80
@@ -163,19 +159,16 @@ def test_stages_after_learning_follow_their_layouts(runs):
         assert io.figure_provenance(figure)["vaepipe_version"], figure
 
 
-def test_identical_runs_give_identical_files(runs):
-    base, _ = runs
-    a, b = _result_files(base / "a"), _result_files(base / "b")
+def test_every_stage_wrote_its_files(runs):
     # per state: 4 sampling files + 3 features files; per representation: 5 model files + 1 latent file + 4
     # analysis files; reconstruction 5, generation 4, summary 2
-    assert sorted(a) == sorted(b) and len(a) == 7 * len(STATES) + 10 * len(REPRESENTATIONS) + 11
-    differing = [name for name in a if a[name] != b[name]]
-    assert differing == []
+    files = _result_files(runs[0])
+    assert len(files) == 7 * len(STATES) + 10 * len(REPRESENTATIONS) + 11
 
 
 def test_second_run_has_nothing_to_do(runs):
-    base, config = runs
-    text = _check(_snakemake(base / "a", config, "-n"))
+    work, config = runs
+    text = _check(_snakemake(work, config, "-n"))
     assert "Nothing to be done" in text
 
 
@@ -194,12 +187,12 @@ def _planned_jobs(text: str) -> dict[str, int]:
 
 
 def _dry_run_after_edit(runs, name: str, old: str, new: str) -> str:
-    """`snakemake -n` output for the finished run "a" under the tiny config with `old` replaced by `new`."""
-    base, _ = runs
+    """`snakemake -n` output for the finished tiny run under its config with `old` replaced by `new`."""
+    work, config = runs
     assert old in TINY
-    changed = base / name
+    changed = config.parent / name
     changed.write_text(TINY.replace(old, new))
-    return _check(_snakemake(base / "a", changed, "-n"))
+    return _check(_snakemake(work, changed, "-n"))
 
 
 def test_changing_sampling_keys_reruns_only_sampling(runs):
@@ -232,8 +225,8 @@ def test_whole_number_spelling_of_a_float_key_is_the_same_run(runs):
 
 
 def test_an_unconfigured_state_point_is_not_a_key_error(runs):
-    base, config = runs
-    proc = _snakemake(base / "a", config, "results/samples/gamma2_T1.h5")
+    work, config = runs
+    proc = _snakemake(work, config, "results/samples/gamma2_T1.h5")
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "KeyError" not in text
