@@ -256,6 +256,12 @@ def _gamma_colours(gamma: np.ndarray):
     return values, [lookup[g] for g in gamma], lookup
 
 
+def _gamma_legend_entries(ax, values, lookup) -> None:
+    """One legend entry per gamma value, in its colour (empty scatters: the data are drawn already)."""
+    for value in values:
+        ax.scatter([], [], color=lookup[value], label=f"$\\gamma$ = {value:g}")
+
+
 def configuration_figure(originals: np.ndarray, reconstructions: Mapping[str, np.ndarray], box_length: float,
                          labels=None) -> Figure:
     """Original configurations next to their reconstructions, seen from the side (x, z) and from above (x, y).
@@ -323,8 +329,7 @@ def energy_mapping_figure(original: np.ndarray, reconstructed: np.ndarray, repai
     left.set_ylabel(r"reconstruction $U/(N\epsilon)$")
     left.scatter([], [], color="0.4", marker="o", label="as decoded")
     left.scatter([], [], color="0.4", marker="x", label="overlaps repaired")
-    for v in values:
-        left.scatter([], [], color=lookup[v], label=f"$\\gamma$ = {v:g}")
+    _gamma_legend_entries(left, values, lookup)
     left.legend(fontsize="x-small", ncol=2)
     error = np.abs(np.asarray(reconstructed) - np.asarray(original))
     error_repaired = np.abs(np.asarray(repaired) - np.asarray(original))
@@ -381,8 +386,7 @@ def landscape_figure(u: np.ndarray, v: np.ndarray, energy: np.ndarray, points: n
     fig.colorbar(image, ax=ax, label=r"decoded $U_{LJ}/(N\epsilon)$ (symmetric log scale)")
     values, colours, lookup = _gamma_colours(np.asarray(gamma))
     ax.scatter(points[:, 0], points[:, 1], s=7, c=colours, edgecolors="w", linewidths=0.2)
-    for value in values:
-        ax.scatter([], [], color=lookup[value], label=f"$\\gamma$ = {value:g}")
+    _gamma_legend_entries(ax, values, lookup)
     ax.legend(fontsize="small", title="encoded test samples")
     ax.set_xlabel(f"PC1 / std ({100 * explained[0]:.0f}% of the variance)")
     ax.set_ylabel(f"PC2 / std ({100 * explained[1]:.0f}%)")
@@ -397,8 +401,7 @@ def latent_figure(points: np.ndarray, gamma: np.ndarray, explained: np.ndarray, 
     ax = fig.subplots()
     values, colours, lookup = _gamma_colours(np.asarray(gamma))
     ax.scatter(points[:, 0], points[:, 1], s=5, c=colours, alpha=0.7)
-    for value in values:
-        ax.scatter([], [], color=lookup[value], label=f"$\\gamma$ = {value:g}")
+    _gamma_legend_entries(ax, values, lookup)
     ax.legend(fontsize="small")
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of the variance)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}%)")
