@@ -108,7 +108,7 @@ def test_random_configurations_are_anomalous(summary):
 
 
 @pytest.mark.training
-@pytest.mark.xfail(strict=True, reason="known gap (README, 'Anomaly detection'): one overlapping pair changes "
+@pytest.mark.xfail(strict=True, reason="known gap (README, 'What limits these numbers'): one overlapping pair changes "
                    "2 of 1444 matrix entries by less than the VAE's own reconstruction error, so no "
                    "whole-sample score sees it; AUC about 0.5")
 def test_one_overlapping_pair_is_anomalous(summary):
