@@ -286,7 +286,7 @@ def layer_times(model, batch_size, repeats):
 
 
 def worker(spec: dict) -> dict:
-    from vaepipe.training import _seed_int
+    from vaepipe.training import seed_int as _seed_int
     from vaepipe.seeds import derive_seed
 
     config = workflow_config()

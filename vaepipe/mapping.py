@@ -27,6 +27,7 @@ import pandas as pd
 from vaepipe import analysis, io, reconstruct
 from vaepipe.energy import potential_energy
 from vaepipe.seeds import derive_seed
+from vaepipe.training import seed_int
 
 __all__ = [
     "SUMMARY_KEYS",
@@ -75,10 +76,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _seed_int(seed: np.random.SeedSequence) -> int:
-    return int(seed.generate_state(1, dtype=np.uint32)[0] >> 1)
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -115,16 +112,17 @@ def load_test_set(feature_paths: Sequence[str], sample_paths: Sequence[str], see
         raise ValueError(f"got {len(feature_paths)} features files but {len(sample_paths)} samples files; pass one "
                          f"of each per state point, in the same order")
     data = training.load_training_data(feature_paths, seed, **split)
+    states = data.labels["state"].to_numpy()
     positions, system = [], None
-    for feature_path, sample_path in zip(feature_paths, sample_paths):
-        feats = io.read_features(feature_path)
+    for state, sample_path in zip(dict.fromkeys(states), sample_paths):
         samples = io.read_samples(sample_path)
-        if samples.attrs["state"] != feats.attrs["state"]:
-            raise ValueError(f"{sample_path} holds state point {samples.attrs['state']!r} but {feature_path} holds "
-                             f"{feats.attrs['state']!r}; pass the files in the same state-point order")
-        p = samples.positions[feats.sample_index]
-        if feats.order is not None:
-            p = np.take_along_axis(p, feats.order[..., None], axis=1)
+        if samples.attrs["state"] != state:
+            raise ValueError(f"{sample_path} holds state point {samples.attrs['state']!r} but the features file in "
+                             f"its place holds {state!r}; pass the files in the same state-point order")
+        rows = states == state
+        p = samples.positions[data.labels["sample_index"].to_numpy()[rows]]
+        if data.order is not None:
+            p = np.take_along_axis(p, data.order[rows][..., None], axis=1)
         positions.append(p)
         system = {k: samples.attrs[k] for k in ("box_length", "boundary", "cutoff", "tail_correction")
                   if k in samples.attrs}
@@ -271,7 +269,7 @@ def reconstruct_stage(model_path: str, feature_paths: Sequence[str], sample_path
     train = full.subset((full.labels["split"] == "train").to_numpy())
     val = full.subset((full.labels["split"] == "validation").to_numpy())
     regressor = train_coordinate_regressor(train.features, train.positions, val.features, val.positions, learned,
-                                           box, _seed_int(derive_seed(params["seed"], "reconstruct", "learned")))
+                                           box, seed_int(derive_seed(params["seed"], "reconstruct", "learned")))
     learned_positions = np.asarray(regressor.predict(decoded / scale, batch_size=256, verbose=0)) * box
     learned_on_originals = np.asarray(regressor.predict(test.features, batch_size=256, verbose=0)) * box
     _, rmsd_learned = reconstruct.align(learned_positions, test.positions)
@@ -476,7 +474,7 @@ def latent_stage(latent_path: str, params: Mapping[str, Any]) -> dict:
     settings = params["analysis"]
     stats = analysis.gamma_clustering(z, gamma, neighbors=int(settings["knn_neighbors"]),
                                       folds=int(settings["cv_folds"]),
-                                      seed=_seed_int(derive_seed(params["seed"], "latent", representation)))
+                                      seed=seed_int(derive_seed(params["seed"], "latent", representation)))
     plane = analysis.latent_pca(z)
     _log(f"{representation}: gamma k-NN accuracy {stats['knn_accuracy']:.3f} (chance {stats['chance']:.3f}), "
          f"silhouette {stats['silhouette']:.3f}")

@@ -35,6 +35,7 @@ __all__ = [
     "TrainingData",
     "TrainingResult",
     "configure_threads",
+    "seed_int",
     "assign_splits",
     "load_training_data",
     "build_model",
@@ -58,7 +59,7 @@ _COMMON_KEYS = ("latent_dim", "beta", "reconstruction_loss", "free_bits")
 _TRAIN_KEYS = ("learning_rate", "epochs", "batch_size", "kl_warmup_epochs", "patience")
 
 
-def _seed_int(seed: np.random.SeedSequence | int) -> int:
+def seed_int(seed: np.random.SeedSequence | int) -> int:
     """A 31-bit integer for the frameworks' seed functions, drawn from the SeedSequence."""
     if isinstance(seed, np.random.SeedSequence):
         return int(seed.generate_state(1, dtype=np.uint32)[0] >> 1)
@@ -104,11 +105,13 @@ class TrainingData:
         the samples file), split ("train" | "validation" | "test").
     attrs : the representation's attributes from the feature files (representation, box_length, n_particles,
         dim, distance_scale, ...), equal in every file.
+    order : (S, N) int64 particle order of each sample's features (distance, coordinates), None for voxels.
     """
 
     features: np.ndarray
     labels: pd.DataFrame
     attrs: dict = field(default_factory=dict)
+    order: np.ndarray | None = None
 
     @property
     def representation(self) -> str:
@@ -162,7 +165,7 @@ def load_training_data(paths: Sequence[str], seed: int, validation_fraction: flo
 
     if not paths:
         raise ValueError("load_training_data needs at least one feature file")
-    arrays, frames, attrs = [], [], None
+    arrays, frames, orders, attrs = [], [], [], None
     for path in paths:
         feats = io.read_features(path)
         shared = {k: feats.attrs[k] for k in _SHARED_ATTRS if k in feats.attrs}
@@ -178,6 +181,7 @@ def load_training_data(paths: Sequence[str], seed: int, validation_fraction: flo
                     raise ValueError(f"feature files disagree on {key}: {first} has {a!r}, {path} has {b!r}; "
                                      f"featurize every state point with the same settings")
         arrays.append(np.asarray(feats.features, dtype=np.float32))
+        orders.append(feats.order)
         frames.append(pd.DataFrame({
             "state": feats.attrs["state"],
             "gamma": float(feats.attrs["gamma"]),
@@ -189,7 +193,8 @@ def load_training_data(paths: Sequence[str], seed: int, validation_fraction: flo
     labels = pd.concat(frames, ignore_index=True)
     labels["split"] = assign_splits(labels["state"].to_numpy(), seed, validation_fraction, test_fraction)
     features = np.concatenate(arrays, axis=0)
-    return TrainingData(features=features, labels=labels, attrs=dict(attrs))
+    order = None if any(o is None for o in orders) else np.concatenate(orders, axis=0)
+    return TrainingData(features=features, labels=labels, attrs=dict(attrs), order=order)
 
 
 # --------------------------------------------------------------------------- models
@@ -329,8 +334,8 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
         configure_threads(threads)
     import keras
 
-    seed_int = _seed_int(seed)
-    keras.utils.set_random_seed(seed_int)
+    seed_value = seed_int(seed)
+    keras.utils.set_random_seed(seed_value)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -340,12 +345,12 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
     if x_train.shape[0] == 0:
         raise ValueError("no training samples: lower validation_fraction / test_fraction or sample more")
     batch_size = int(min(params["batch_size"], x_train.shape[0]))
-    model = build_model(data.representation, x_train.shape[1:], params, seed=seed_int, attrs=data.attrs)
+    model = build_model(data.representation, x_train.shape[1:], params, seed=seed_value, attrs=data.attrs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=params["learning_rate"]))
     warmup = int(params["kl_warmup_epochs"])
     patience = int(params["patience"]) if x_val.shape[0] else 0
     fit = model.fit(
-        _dataset(x_train, batch_size, seed_int, repeat=True),
+        _dataset(x_train, batch_size, seed_value, repeat=True),
         steps_per_epoch=max(1, x_train.shape[0] // batch_size),
         validation_data=_dataset(x_val, batch_size, None, repeat=False) if x_val.shape[0] else None,
         epochs=int(params["epochs"]),
@@ -522,7 +527,7 @@ def train_stage(feature_paths: Sequence[str], representation: str, params: Mappi
     start = time.perf_counter()
     result = train_vae(data, params["model"], seed, deterministic=params["deterministic"], progress=progress)
     seconds = time.perf_counter() - start
-    metrics = evaluate(result.model, data, "test", seed=_seed_int(derive_seed(params["seed"], "evaluate",
+    metrics = evaluate(result.model, data, "test", seed=seed_int(derive_seed(params["seed"], "evaluate",
                                                                                representation)))
     metrics.update({
         "representation": representation,
