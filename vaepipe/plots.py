@@ -37,6 +37,11 @@ __all__ = [
 _LABELS = {"energy": r"$U/\epsilon$", "mean_height": r"mean height $\bar z/\sigma$"}
 
 
+def _sample_label(labels, k: int) -> str:
+    """The caller's name of example k, or "sample k"."""
+    return labels[k] if labels is not None else f"sample {k}"
+
+
 def preliminary_figure(result) -> Figure:
     """Trace and autocorrelation of every observable of a :class:`vaepipe.sampling.PreliminaryResult`.
 
@@ -183,7 +188,7 @@ def voxel_reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarr
                 if row == 0:
                     ax.set_title(f"z = {(cell + 0.5) * h:.2f} $\\sigma$", fontsize="small")
                 if col == 0:
-                    name = labels[k] if labels is not None else f"sample {k}"
+                    name = _sample_label(labels, k)
                     ax.set_ylabel(f"{name}\n{what}", fontsize="small")
     fig.colorbar(image, ax=axes, shrink=0.6, label="normalised density")
     return fig
@@ -213,7 +218,7 @@ def distance_reconstruction_figure(originals: np.ndarray, reconstructions: np.nd
             if size > n_particles:
                 for line in (ax.axhline, ax.axvline):
                     line(n_particles - 0.5, color="w", lw=0.6)
-            name = labels[k] if labels is not None else f"sample {k}"
+            name = _sample_label(labels, k)
             ax.set_title(f"{name}: {what}", fontsize="small")
             fig.colorbar(image, ax=ax, shrink=0.8, label="distance ($\\sigma$)")
     return fig
@@ -241,7 +246,7 @@ def coordinates_reconstruction_figure(originals: np.ndarray, reconstructions: np
         ax.set_aspect("equal")
         ax.set_xlabel(r"$x/\sigma$")
         ax.set_ylabel(r"$z/\sigma$")
-        ax.set_title(labels[k] if labels is not None else f"sample {k}", fontsize="small")
+        ax.set_title(_sample_label(labels, k), fontsize="small")
     axes[0].legend(fontsize="small", loc="upper right")
     return fig
 
@@ -290,7 +295,7 @@ def configuration_figure(originals: np.ndarray, reconstructions: Mapping[str, np
                 ax.set_aspect("equal")
                 ax.set_xlabel(r"$x/\sigma$")
                 ax.set_ylabel(f"${name}/\\sigma$")
-                title = labels[k] if labels is not None else f"sample {k}"
+                title = _sample_label(labels, k)
                 ax.set_title(f"{title}: {method}, RMSD {rmsd:.2f} $\\sigma$", fontsize="x-small")
         axes[row, 0].legend(fontsize="x-small", loc="upper right")
     return fig
