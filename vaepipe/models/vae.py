@@ -180,9 +180,9 @@ def _decoder_input(latent_dim: int, dense_units: int):
 
 def _conv_layers(rank: int):
     if rank == 3:
-        return layers.Conv3D, layers.MaxPooling3D, layers.UpSampling3D, layers.ZeroPadding3D, layers.Cropping3D
+        return layers.Conv3D, layers.MaxPooling3D, layers.UpSampling3D, layers.Cropping3D
     if rank == 2:
-        return layers.Conv2D, layers.MaxPooling2D, layers.UpSampling2D, layers.ZeroPadding2D, layers.Cropping2D
+        return layers.Conv2D, layers.MaxPooling2D, layers.UpSampling2D, layers.Cropping2D
     raise ValueError(f"input_shape must have 2 or 3 spatial axes (a pixel or voxel grid), got {rank}")
 
 
@@ -206,23 +206,24 @@ def _build_conv_vae(input_shape, latent_dim, filters, dense_units, beta, reconst
     """Conv encoder (blocks of conv 3^rank + 2x max pooling), dense latent head, mirrored decoder (stride-2
     upsampling + convolutions, the last one to a single sigmoid channel)."""
     rank = len(input_shape)
-    conv, pool, upsample, pad, crop = _conv_layers(rank)
+    conv, pool, upsample, crop = _conv_layers(rank)
     _check_positive("latent_dim", latent_dim, integer=True)
     filters = _check_layers("filters", filters)
     _check_positive("dense_units", dense_units, integer=True, allow_zero=True)
     factor = 2 ** len(filters)
-    # Pad every axis at its far end up to a multiple of 2^blocks, so any grid (50^3, a 38 x 38 matrix) pools
-    # evenly; the decoder crops the same amount back off.
-    padding = tuple(-size % factor for size in input_shape)
-    bottleneck = tuple((size + p) // factor for size, p in zip(input_shape, padding))
+    # Any grid side works (50^3, a 38 x 38 matrix): each pooling takes ceil(size / 2) ("same" pooling), so the
+    # bottleneck is ceil(size / 2^blocks) per axis, and the decoder, which doubles it back blocks times, crops
+    # its far end to the input size. On sides that are multiples of 2^blocks this is the plain model. The input
+    # is never padded: TensorFlow 2.21's oneDNN graph rewrite (Intel AVX-512 CPUs) breaks a Pad op that feeds a
+    # convolution, in fit and predict alike; max pooling's own "same" padding is no separate op.
+    bottleneck = tuple(-(-size // factor) for size in input_shape)
+    cropping = tuple(b * factor - size for b, size in zip(bottleneck, input_shape))
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = layers.Reshape((*input_shape, 1), name="channel")(inputs)
-    if any(padding):
-        x = pad(tuple((0, p) for p in padding), name="pad")(x)
     for i, f in enumerate(filters):
         x = conv(f, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        x = pool(2, name=f"pool{i}")(x)
+        x = pool(2, padding="same", name=f"pool{i}")(x)
     encoder = _flat_encoder(inputs, x, dense_units, latent_dim, seed, name)
     latent, y = _decoder_input(latent_dim, dense_units)
     y = layers.Dense(math.prod(bottleneck) * filters[-1], activation="relu", name="expand")(y)
@@ -237,8 +238,8 @@ def _build_conv_vae(input_shape, latent_dim, filters, dense_units, beta, reconst
         last = i == len(channels) - 1
         y = conv(f, 3, padding="same", activation="sigmoid" if last else "relu",
                  name="output_conv" if last else f"deconv{i}", dtype="float32" if last else None)(y)
-    if any(padding):
-        y = crop(tuple((0, p) for p in padding), name="crop")(y)
+    if any(cropping):
+        y = crop(tuple((0, c) for c in cropping), name="crop")(y)
     if symmetric:
         y = Symmetrize(name="symmetrize", dtype="float32")(y)
     y = layers.Reshape(input_shape, name="output", dtype="float32")(y)
