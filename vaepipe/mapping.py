@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from vaepipe import analysis, io, reconstruct
+from vaepipe.io import SUMMARY_KEYS
 from vaepipe.energy import potential_energy
 from vaepipe.seeds import derive_seed
 from vaepipe.training import seed_int
@@ -40,37 +41,6 @@ __all__ = [
     "anomaly_stage",
     "summary_stage",
 ]
-
-#: The keys every results/summary.json holds (floats; NaN where a quantity does not apply).
-SUMMARY_KEYS = (
-    "vae.voxel.recon_error", "vae.voxel.baseline_error", "vae.distance.recon_error", "vae.distance.baseline_error",
-    "reconstruction.rmsd_median", "reconstruction.rmsd_anchored_median",
-    "energy.abs_error_per_particle_median", "energy.unphysical_fraction", "energy.wasserstein_over_std",
-    "latent.gamma_knn_accuracy", "latent.gamma_chance", "latent.gamma_silhouette",
-    "anomaly.auc_overlap", "anomaly.auc_uniform", "anomaly.auc_heldout_gamma",
-)
-
-
-#: What each summary key means, for the report's table (units in the README).
-SUMMARY_DESCRIPTIONS = {
-    "vae.voxel.recon_error": "voxel VAE, test density error sum|rho_hat - rho| / sum rho",
-    "vae.voxel.baseline_error": "the same for the mean training grid",
-    "vae.distance.recon_error": "distance VAE, test MAE of particle distances (sigma)",
-    "vae.distance.baseline_error": "the same for the mean training matrix (sigma)",
-    "reconstruction.rmsd_median": "median RMSD of Gram (MDS) reconstructions aligned onto the originals (sigma)",
-    "reconstruction.rmsd_anchored_median": "median RMSD of anchored reconstructions, placed without the original "
-                                           "(sigma)",
-    "energy.abs_error_per_particle_median": "median |U_rec - U_MC| / N of the anchored reconstructions (epsilon)",
-    "energy.unphysical_fraction": "reconstructions with a pair closer than min_distance or U > 0",
-    "energy.wasserstein_over_std": "W1 of generated U_LJ/N to the Monte Carlo one, in Monte Carlo std",
-    "latent.gamma_knn_accuracy": "cross-validated k-NN accuracy of gamma from the latent means",
-    "latent.gamma_chance": "share of the most common gamma (chance level of that accuracy)",
-    "latent.gamma_silhouette": "silhouette score of the latent means with gamma as the label",
-    "anomaly.auc_overlap": "ROC AUC against test configurations with one overlapping pair",
-    "anomaly.auc_uniform": "ROC AUC against uniformly random configurations",
-    "anomaly.auc_heldout_gamma": "ROC AUC against samples of a gamma held out of training",
-}
-
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

@@ -38,12 +38,12 @@ SAMPLER_CODE = (
     "vaepipe/_validate.py",
     "vaepipe/_build.py",
     "vaepipe/seeds.py",
-    "vaepipe/io.py",
+    "vaepipe/io",
 )
 PRELIMINARY_CODE = SAMPLER_CODE + ("vaepipe/sampling.py", "vaepipe/decorrelation.py")
 SAMPLE_CODE = SAMPLER_CODE + ("vaepipe/sampling.py",)
-PLOT_CODE = ("vaepipe/plots.py", "vaepipe/profiles.py", "vaepipe/io.py")
-FEATURE_CODE = ("vaepipe/features.py", "vaepipe/io.py")
+PLOT_CODE = ("vaepipe/plots.py", "vaepipe/profiles.py", "vaepipe/io")
+FEATURE_CODE = ("vaepipe/features.py", "vaepipe/io")
 
 _DIGEST_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
 
@@ -197,14 +197,14 @@ TRAIN_CODE = (
     "vaepipe/models",
     "vaepipe/training.py",
     "vaepipe/seeds.py",
-    "vaepipe/io.py",
+    "vaepipe/io",
     "vaepipe/plots.py",
 )
 ENCODE_CODE = (
     "vaepipe/models",
     "vaepipe/training.py",
     "vaepipe/seeds.py",
-    "vaepipe/io.py",
+    "vaepipe/io",
 )
 TRAINED = config["vae"]["representations"]
 
@@ -276,7 +276,7 @@ MAPPING_CODE = (
     "vaepipe/training.py",
     "vaepipe/models",
     "vaepipe/seeds.py",
-    "vaepipe/io.py",
+    "vaepipe/io",
     "vaepipe/plots.py",
     "cpp",
     "CMakeLists.txt",
@@ -286,10 +286,10 @@ LATENT_CODE = (
     "vaepipe/mapping.py",
     "vaepipe/analysis.py",
     "vaepipe/seeds.py",
-    "vaepipe/io.py",
+    "vaepipe/io",
     "vaepipe/plots.py",
 )
-SUMMARY_CODE = ("vaepipe/mapping.py", "vaepipe/io.py")
+SUMMARY_CODE = ("vaepipe/mapping.py", "vaepipe/io")
 # The representation whose latent and anomaly numbers fill the summary's headline keys.
 HEADLINE = config["analysis"]["representation"]
 # Reconstruction and generation decode distance matrices: they run when the distance VAE is trained.

@@ -1,0 +1,43 @@
+"""Provenance of every output: the rule's parameters, the derived seed, the version and the git commit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vaepipe.io._files import _jsonable, _version
+
+
+@lru_cache(maxsize=None)
+def git_commit(directory: str | None = None) -> str:
+    """Commit of the git checkout holding vaepipe's sources, with "-dirty" when it has uncommitted changes
+    ('' when not a checkout or git is missing), so a file never claims a commit whose code did not make it."""
+    directory = directory or str(Path(__file__).resolve().parent)
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only: never refresh the index
+    try:
+        out = subprocess.run(["git", "-C", directory, "describe", "--always", "--dirty", "--abbrev=40"],
+                             capture_output=True, text=True, timeout=10, env=env, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def provenance(params: Mapping[str, Any], seed: np.random.SeedSequence | None = None) -> dict:
+    """Provenance record of an output: the rule's parameters, the derived seed, version and commit.
+
+    The SIMD kernel is deliberately not recorded in files (every kernel gives the same bits, so the files do
+    not depend on it); the job logs name it.
+    """
+    from vaepipe.seeds import seed_provenance
+
+    return {
+        "config": _jsonable(dict(params)),
+        "seed": seed_provenance(seed) if seed is not None else None,
+        "vaepipe_version": _version(),
+        "git_commit": git_commit(),
+    }
