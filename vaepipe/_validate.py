@@ -1,7 +1,7 @@
-"""Argument checks shared by vaepipe.mc and vaepipe.energy.
+"""The one error helper of vaepipe, and the argument checks shared by vaepipe.mc and vaepipe.energy.
 
-Each failure is a ValueError that names the argument, shows the value given, says what was expected and, where
-there is an obvious fix, what to do.
+Each failure is a ValueError that names the argument (or config key), shows the value given, says what was
+expected and, where there is an obvious fix, what to do: ``{subject}={value!r} is invalid: expected ...; fix: ...``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,20 @@ import numbers
 
 import numpy as np
 
-BOUNDARIES = ("reflect", "periodic", "slab")
+def error(subject: str, value, expected: str, fix: str | None = None) -> ValueError:
+    """The ValueError of a bad value: what was given, what was expected, and how to fix it.
+
+    subject: the argument's name (``"cutoff"``), or ``"config key system.cutoff"`` for a config key.
+    """
+    msg = f"{subject}={value!r} is invalid: expected {expected}"
+    if fix:
+        msg += f"; fix: {fix}"
+    return ValueError(msg)
 
 
 def fail(name: str, value, expected: str, fix: str | None = None) -> None:
-    msg = f"{name}={value!r} is invalid: expected {expected}"
-    if fix:
-        msg += f"; {fix}"
-    raise ValueError(msg)
+    """Raise :func:`error`."""
+    raise error(name, value, expected, fix)
 
 
 # Far beyond anything a 2-core machine samples, and below the C++ core's 32-bit particle indices.
@@ -47,31 +53,6 @@ def finite_float(name: str, value, unit: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         fail(name, value, f"a finite number ({unit})")
     return float(value)
-
-
-def system(box_length, gamma, dim, boundary, cutoff, tail_correction) -> dict:
-    """Checks the model parameters common to the sampler and the energy function; returns them normalised."""
-    box_length = positive_float("box_length", box_length, "sigma")
-    gamma = finite_float("gamma", gamma, "dimensionless gravity strength m g sigma / (4 eps)")
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim not in (2, 3):
-        fail("dim", dim, "2 or 3")
-    if not isinstance(boundary, str) or boundary not in BOUNDARIES:
-        fail("boundary", boundary, f"one of {BOUNDARIES}")
-    if cutoff is not None:
-        cutoff = positive_float("cutoff", cutoff, "sigma, or None for no cutoff")
-    if boundary == "periodic" and gamma != 0.0:
-        fail("gamma", gamma, "0 with boundary='periodic' (gravity needs a floor)",
-             "use boundary='reflect' or 'slab' for a fluid under gravity")
-    if boundary != "reflect" and (cutoff is None or cutoff > box_length / 2):
-        fail("cutoff", cutoff, f"a value <= box_length/2 = {box_length / 2:g} with boundary={boundary!r} "
-             "(minimum-image convention)", f"e.g. cutoff={min(3.0, box_length / 2):g}")
-    if not isinstance(tail_correction, (bool, np.bool_)):
-        fail("tail_correction", tail_correction, "True or False")
-    if tail_correction and (boundary != "periodic" or cutoff is None):
-        fail("tail_correction", tail_correction, "False unless boundary='periodic' and a cutoff is set "
-             "(the correction assumes a homogeneous bulk fluid beyond the cutoff)")
-    return dict(box_length=box_length, gamma=gamma, dim=int(dim), boundary=boundary, cutoff=cutoff,
-                tail_correction=bool(tail_correction))
 
 
 def positions(value, box_length: float, dim: int, n_particles: int | None = None, batch: bool = False) -> np.ndarray:

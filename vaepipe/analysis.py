@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vaepipe._validate import error
+
 __all__ = [
     "PCAPlane",
     "latent_pca",
@@ -29,8 +31,7 @@ __all__ = [
 ]
 
 
-def _fail(name: str, value, expected: str, fix: str | None = None) -> ValueError:
-    return ValueError(f"{name} = {value}: expected {expected}" + (f"; {fix}" if fix else ""))
+_fail = error
 
 
 @dataclass(frozen=True)

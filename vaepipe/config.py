@@ -25,6 +25,9 @@ from typing import Any
 
 import yaml
 
+from vaepipe._validate import error
+from vaepipe.boundary import check_cutoff, check_gravity, check_tail_correction, periodic_axes
+
 __all__ = [
     "SCHEMA_PATH",
     "STATE_NAME_PATTERN",
@@ -56,7 +59,7 @@ MAX_SAMPLES_BYTES = 8 * 1024**3
 
 
 def _fail(key: str, value: Any, expected: str, fix: str) -> ValueError:
-    return ValueError(f"config key {key} = {value!r}: expected {expected}; fix: {fix}")
+    return error(f"config key {key}", value, expected, fix)
 
 
 def _get(config: dict, key: str) -> Any:
@@ -189,24 +192,12 @@ def check_config(config: dict) -> dict:
                     f"{MAX_NUMBER_DENSITY:g} / sigma^{dim}, beyond which a random start cannot place them)",
                     "lower system.n_particles or raise system.box_length")
 
-    if boundary in ("periodic", "slab"):
-        if cutoff is None:
-            raise _fail("system.cutoff", cutoff, f"a cutoff <= box_length / 2 with boundary {boundary!r} "
-                        "(the minimum image sees only one copy of each particle)",
-                        f"set system.cutoff to at most {box_length / 2:g}")
-        if cutoff > box_length / 2:
-            raise _fail("system.cutoff", cutoff, f"at most box_length / 2 = {box_length / 2:g} sigma with "
-                        f"boundary {boundary!r}", "lower system.cutoff or raise system.box_length")
-    if boundary == "periodic":
-        nonzero = [g for g in gammas if g != 0]
-        if nonzero:
-            raise _fail("state_points.gamma", list(gammas), "only 0 with boundary 'periodic' (gravity has no "
-                        "floor in a periodic box)",
-                        "set state_points.gamma: [0.0], or use boundary 'reflect' or 'slab'")
-    if tail and (boundary != "periodic" or cutoff is None):
-        raise _fail("system.tail_correction", tail, "false unless boundary is 'periodic' and a cutoff is set "
-                    "(the correction assumes a homogeneous bulk fluid beyond the cutoff)",
-                    "set system.tail_correction: false")
+    check_cutoff("config key system.cutoff", boundary, cutoff, box_length,
+                 f"set system.cutoff to at most {box_length / 2:g}, or raise system.box_length")
+    check_gravity("config key state_points.gamma", boundary, list(gammas),
+                  "set state_points.gamma: [0.0], or use boundary 'reflect' or 'slab'")
+    check_tail_correction("config key system.tail_correction", boundary, cutoff, tail,
+                          "set system.tail_correction: false")
 
     for key, values in (("state_points.gamma", gammas), ("state_points.temperature", temperatures)):
         floats = [float(v) for v in values]
@@ -243,9 +234,7 @@ def _check_analysis(config: dict, gammas, boundary: str) -> None:
         raise _fail("analysis.heldout_gamma", list(heldout), f"gammas that are not trained on (state_points.gamma "
                     f"also has {', '.join(format_number(v) for v in shared)})",
                     "remove them from one of the two lists")
-    if boundary == "periodic" and any(float(v) != 0 for v in heldout):
-        raise _fail("analysis.heldout_gamma", list(heldout), "an empty list with boundary 'periodic' (no gravity)",
-                    "set analysis.heldout_gamma: []")
+    check_gravity("config key analysis.heldout_gamma", boundary, list(heldout), "set analysis.heldout_gamma: []")
     low, high = _get(config, "analysis.overlap_distance")
     if not low <= high:
         raise _fail("analysis.overlap_distance", [low, high], "[low, high] with low <= high (sigma)",
@@ -269,7 +258,8 @@ def _check_features(config: dict, box_length: float, dim: int, boundary: str) ->
         raise ValueError(f"config key features.voxel.voxel_size = {voxel_size!r}: {exc}") from None
     width = _get(config, "features.voxel.width")
     limit = features.MAX_PERIODIC_WIDTH_FRACTION * box_length
-    if _get(config, "features.voxel.method") == "gaussian" and boundary != "reflect" and width > limit:
+    wraps = bool(periodic_axes(boundary, dim))
+    if _get(config, "features.voxel.method") == "gaussian" and wraps and width > limit:
         raise _fail("features.voxel.width", width, f"at most box_length / 4 = {limit:g} sigma with boundary "
                     f"{boundary!r} (a wider Gaussian wraps into a nearly uniform grid)",
                     "lower features.voxel.width")

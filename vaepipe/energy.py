@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from vaepipe import _validate
+from vaepipe.boundary import check_system
 from vaepipe._build import core
 
 
@@ -37,7 +38,7 @@ def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutof
     dim = arr.shape[-1] if arr.ndim in (2, 3) else None
     if dim not in (2, 3):
         _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
-    p = _validate.system(box_length, gamma, dim, boundary, cutoff, tail_correction)
+    p = check_system(box_length, gamma, dim, boundary, cutoff, tail_correction)
     arr = _validate.positions(arr, p["box_length"], dim, batch=True)
     single = arr.ndim == 2
     batch = arr[None] if single else arr

@@ -36,6 +36,9 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.special import erf
 
+from vaepipe._validate import error
+from vaepipe.boundary import check_boundary, periodic_axes
+
 __all__ = [
     "REPRESENTATIONS",
     "VOXEL_METHODS",
@@ -56,7 +59,6 @@ __all__ = [
 REPRESENTATIONS = ("voxel", "distance", "coordinates")
 VOXEL_METHODS = ("count", "gaussian")
 NORMALIZATIONS = ("max", "none")
-BOUNDARIES = ("reflect", "periodic", "slab")
 
 #: Parameters of each representation when a key is not given: the schema defaults of ``features.*``
 #: (tests/test_features.py checks that the two agree).
@@ -79,11 +81,7 @@ _IMAGES = 2  # periodic images on each side of the box summed along a periodic a
 # --------------------------------------------------------------------------- argument checks
 
 
-def _fail(name: str, value: Any, expected: str, fix: str | None = None) -> ValueError:
-    msg = f"{name}={value!r} is invalid: expected {expected}"
-    if fix:
-        msg += f"; fix: {fix}"
-    return ValueError(msg)
+_fail = error
 
 
 def _box_length(value: Any) -> float:
@@ -93,9 +91,7 @@ def _box_length(value: Any) -> float:
 
 
 def _boundary(value: Any) -> str:
-    if not isinstance(value, str) or value not in BOUNDARIES:
-        raise _fail("boundary", value, f"one of {BOUNDARIES}", "use the samples file's boundary attribute")
-    return value
+    return check_boundary("boundary", value, "use the samples file's boundary attribute")
 
 
 def _positions(positions: Any, box_length: float) -> tuple[np.ndarray, bool]:
@@ -222,7 +218,7 @@ def voxel_grid(positions, box_length: float, voxel_size: float, method: str = "c
     boundary = _boundary(boundary)
     arr, single = _positions(positions, box_length)
     num, n_particles, dim = arr.shape
-    periodic_axes = {"reflect": (), "periodic": tuple(range(dim)), "slab": tuple(range(dim - 1))}[boundary]
+    wrapped = periodic_axes(boundary, dim)
     if method == "gaussian":
         if width is None:
             raise _fail("width", width, "the Gaussian's standard deviation in sigma (> 0) with method='gaussian'",
@@ -231,7 +227,7 @@ def voxel_grid(positions, box_length: float, voxel_size: float, method: str = "c
                 or width <= 0):
             raise _fail("width", width, "a positive finite number (sigma)")
         width = float(width)
-        if periodic_axes and width > MAX_PERIODIC_WIDTH_FRACTION * box_length:
+        if wrapped and width > MAX_PERIODIC_WIDTH_FRACTION * box_length:
             raise _fail("width", width, f"at most box_length / 4 = {MAX_PERIODIC_WIDTH_FRACTION * box_length:g} "
                         f"sigma with boundary {boundary!r} (a wider Gaussian wraps into a nearly uniform grid)",
                         "lower width or raise voxel resolution instead")
@@ -257,7 +253,7 @@ def voxel_grid(positions, box_length: float, voxel_size: float, method: str = "c
         per_sample = 8 * (cells + n_particles * n * n + dim * n_particles * ((2 * _IMAGES + 1) * n + 1) * 2)
         for part in _chunks(num, per_sample):
             chunk = arr[part]
-            weights = [_axis_cell_weights(chunk[..., a], n, box_length, width, a in periodic_axes)
+            weights = [_axis_cell_weights(chunk[..., a], n, box_length, width, a in wrapped)
                        for a in range(dim)]
             grids = np.einsum(subscripts, *weights, optimize=True)
             out[part] = _normalized(grids, normalize)
@@ -359,7 +355,7 @@ def distance_matrix(positions, box_length: float, anchors=None, boundary: str = 
     sorted_positions, order = sort_by_origin_distance(arr)
     size = n_particles + anchors.shape[0]
     periodic = np.zeros(dim, dtype=bool)
-    periodic[{"reflect": slice(0, 0), "periodic": slice(None), "slab": slice(0, dim - 1)}[boundary]] = True
+    periodic[list(periodic_axes(boundary, dim))] = True
     # Minimum image only where both points are particles.
     is_particle = np.arange(size) < n_particles
     wrap = (is_particle[:, None] & is_particle[None, :])[..., None] & periodic

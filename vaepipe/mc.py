@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from vaepipe import _validate
+from vaepipe.boundary import check_system
 from vaepipe._build import core
 
 __all__ = ["Sampler", "simd_level", "seed_state"]
@@ -98,7 +99,7 @@ class Sampler:
         n_particles = _validate.positive_int("n_particles", n_particles)
         if n_particles > _validate.MAX_PARTICLES:
             _validate.fail("n_particles", n_particles, f"at most {_validate.MAX_PARTICLES}")
-        system = _validate.system(box_length, gamma, dim, boundary, cutoff, tail_correction)
+        system = check_system(box_length, gamma, dim, boundary, cutoff, tail_correction)
         temperature = _validate.positive_float("temperature", temperature, "eps/k")
         step_size = _validate.positive_float("step_size", step_size, "sigma")
         if step_size > system["box_length"] / 2:

@@ -16,7 +16,6 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vaepipe.profiles import barometric_density, density_profile, ideal_gas_mean_height  # noqa: E402
-from vaepipe.sampling import OBSERVABLES  # noqa: E402
 
 __all__ = [
     "preliminary_figure",
@@ -50,7 +49,7 @@ def preliminary_figure(result) -> Figure:
     autocorrelation after equilibration against the lag in sweeps, with the threshold and the decorrelation lag.
     """
     summary = result.summary
-    names = [n for n in OBSERVABLES if n in result.traces]
+    names = list(result.traces)  # recorded in the order of vaepipe.sampling.OBSERVABLES
     t0 = summary["equilibration_sweeps"]
     lag = summary["decorrelation_sweeps"]
     threshold = summary["decorrelation_threshold"]

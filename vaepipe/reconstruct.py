@@ -25,6 +25,8 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+
+from vaepipe._validate import error
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
@@ -40,9 +42,7 @@ __all__ = [
 ]
 
 
-def _fail(name: str, value, expected: str, fix: str | None = None) -> ValueError:
-    text = f"{name} = {value}: expected {expected}"
-    return ValueError(text + (f"; {fix}" if fix else ""))
+_fail = error
 
 
 def _batch(array, name: str, ndim: int, what: str) -> tuple[np.ndarray, bool]:
