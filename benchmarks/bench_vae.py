@@ -79,7 +79,7 @@ def training_data(representation: str, num_samples: int, features_dir: str | Non
     """A TrainingData whose every row is in the "train" split (no validation pass: we time training only)."""
     import pandas as pd
 
-    from vaepipe.training import TrainingData, load_training_data
+    from vaepipe.datasets import TrainingData, load_training_data
 
     config = workflow_config()
     if features_dir:
@@ -286,7 +286,7 @@ def layer_times(model, batch_size, repeats):
 
 
 def worker(spec: dict) -> dict:
-    from vaepipe.training import seed_int as _seed_int
+    from vaepipe.seeds import seed_int as _seed_int
     from vaepipe.seeds import derive_seed
 
     config = workflow_config()

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from vaepipe import analysis, io, mapping
+from vaepipe import analysis, io
+from vaepipe.stages import analyze
 from vaepipe.reconstruct import min_pair_distance
 
 
@@ -86,10 +87,10 @@ def test_latent_pca_plane():
 def test_summary_has_every_contract_key_as_a_float_with_nan_where_missing(tmp_path):
     models = {"voxel": {"recon_error": 0.3, "baseline_error": 0.7}, "distance": {"recon_error": 0.31,
                                                                                  "baseline_error": 0.72}}
-    summary = mapping.summary_stage(models, reconstruction={"rmsd_median": 0.4}, generation={},
+    summary = analyze.summarize(models, reconstruction={"rmsd_median": 0.4}, generation={},
                                     latent={"distance": {"knn_accuracy": 0.6, "chance": 0.25, "silhouette": 0.1}},
                                     anomaly={"distance": {"auc_uniform": 0.99}}, headline="distance")
-    for key in mapping.SUMMARY_KEYS:
+    for key in io.SUMMARY_KEYS:
         assert isinstance(summary[key], float), key
     assert summary["vae.voxel.recon_error"] == 0.3
     assert summary["latent.gamma_knn_accuracy"] == 0.6

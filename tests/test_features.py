@@ -18,6 +18,7 @@ from scipy.spatial.distance import cdist, pdist, squareform
 
 from vaepipe import config as vconfig
 from vaepipe import features as F
+from vaepipe import representations as R
 from vaepipe import io
 
 REPO = Path(__file__).resolve().parent.parent
@@ -308,9 +309,9 @@ BAD_CALLS = [
     (lambda p: F.distance_matrix(p, L, anchors=np.zeros((2, 2))), r"shape \(A, 3\)"),
     (lambda p: F.distance_matrix(p, -5.0), "box_length=-5.0"),
     (lambda p: F.sorted_coordinates(p, L, sort_axis=3), r"sort_axis=3 .*\[0, 2\]"),
-    (lambda p: F.featurize(_samples(), "graph", {}), "representation='graph'"),
-    (lambda p: F.featurize(_samples(), "voxel", {"voxel_sise": 0.5}), "voxel_sise"),
-    (lambda p: F.featurize(_samples(), "voxel", {"voxel_size": 0.3}), "0.3125 \\(16 cells\\)"),
+    (lambda p: R.featurize(_samples(), "graph", {}), "representation='graph'"),
+    (lambda p: R.featurize(_samples(), "voxel", {"voxel_sise": 0.5}), "voxel_sise"),
+    (lambda p: R.featurize(_samples(), "voxel", {"voxel_size": 0.3}), "0.3125 \\(16 cells\\)"),
 ]
 
 
@@ -324,31 +325,31 @@ def test_bad_input_raises_a_clear_error(call, message):
 
 
 def test_default_params_equal_the_schema_defaults():
-    assert vconfig.apply_schema({}, SCHEMA)["features"] == F.DEFAULT_PARAMS
+    assert vconfig.apply_schema({}, SCHEMA)["features"] == R.DEFAULT_PARAMS
 
 
 def test_canonical_params():
-    assert F.canonical_params("voxel", {"voxel_size": 1, "method": "count", "width": 0.7, "normalize": "max"}) == {
+    assert R.canonical_params("voxel", {"voxel_size": 1, "method": "count", "width": 0.7, "normalize": "max"}) == {
         "voxel_size": 1.0, "method": "count", "normalize": "max"}  # a count grid does not depend on width
-    gauss = F.canonical_params("voxel", {"method": "gaussian", "width": 1})
+    gauss = R.canonical_params("voxel", {"method": "gaussian", "width": 1})
     assert gauss["width"] == 1.0 and isinstance(gauss["width"], float)
-    assert F.canonical_params("distance", {"anchors": [[0, 5, 5]]}) == {"anchors": [[0.0, 5.0, 5.0]]}
-    assert F.feature_shape("distance", {}, 30, 3, 5.0) == (38, 38)
-    assert F.feature_shape("voxel", {"voxel_size": 0.25}, 30, 2, 4.0) == (16, 16)
-    assert F.feature_shape("coordinates", None, 30, 3, 5.0) == (90,)
+    assert R.canonical_params("distance", {"anchors": [[0, 5, 5]]}) == {"anchors": [[0.0, 5.0, 5.0]]}
+    assert R.feature_shape("distance", {}, 30, 3, 5.0) == (38, 38)
+    assert R.feature_shape("voxel", {"voxel_size": 0.25}, 30, 2, 4.0) == (16, 16)
+    assert R.feature_shape("coordinates", None, 30, 3, 5.0) == (90,)
 
 
 def test_featurize_each_representation():
     samples = _samples()
-    voxel = F.featurize(samples, "voxel", {"voxel_size": 0.5, "method": "count", "width": 0.5})
+    voxel = R.featurize(samples, "voxel", {"voxel_size": 0.5, "method": "count", "width": 0.5})
     assert voxel.features.shape == (6, 10, 10, 10) and voxel.order is None and voxel.anchors is None
     assert voxel.attrs["num_cells"] == 10 and math.isnan(voxel.attrs["width"]) and voxel.attrs["method"] == "count"
     np.testing.assert_array_equal(voxel.features, F.voxel_grid(samples.positions, L, 0.5))
-    distance = F.featurize(samples, "distance", {"anchors": "corners"})
+    distance = R.featurize(samples, "distance", {"anchors": "corners"})
     assert distance.features.shape == (6, 17, 17) and distance.anchors.shape == (8, 3)
     assert json.loads(distance.attrs["anchors"]) == "corners"
     assert distance.attrs["distance_scale"] == pytest.approx(L * math.sqrt(3))
-    coords = F.featurize(samples, "coordinates", {"sort_axis": 2})
+    coords = R.featurize(samples, "coordinates", {"sort_axis": 2})
     assert coords.features.shape == (6, 27) and coords.attrs == {"sort_axis": 2} and coords.num_samples == 6
     assert np.all(np.diff(coords.features[:, 2::3], axis=1) >= 0)
 
@@ -357,7 +358,7 @@ def test_featurize_each_representation():
 
 
 def _write(path, samples, representation, params):
-    result = F.featurize(samples, representation, params)
+    result = R.featurize(samples, representation, params)
     attrs = {**{k: samples.attrs[k] for k in ("gamma", "temperature", "n_particles", "box_length", "dim",
                                               "boundary", "seed")},
              **result.attrs, "state": "gamma0.5_T1", "config": {"features": params, "code": "abc"},
@@ -373,7 +374,7 @@ PARAMS = {"voxel": {"voxel_size": 0.5, "method": "gaussian", "width": 0.5, "norm
 @pytest.mark.parametrize("representation", ["voxel", "distance", "coordinates"])
 def test_features_round_trip_and_layout(tmp_path, representation):
     samples = _samples(boundary="slab")
-    result = F.featurize(samples, representation, PARAMS[representation])
+    result = R.featurize(samples, representation, PARAMS[representation])
     path = _write(tmp_path / "f.h5", samples, representation, PARAMS[representation])
     got = io.read_features(path)
     np.testing.assert_array_equal(got.features, result.features)
@@ -433,13 +434,13 @@ def test_read_features_names_what_is_missing(tmp_path):
 
 def test_write_features_checks_its_arguments(tmp_path):
     samples = _samples()
-    result = F.featurize(samples, "distance", {"anchors": "none"})
+    result = R.featurize(samples, "distance", {"anchors": "none"})
     attrs = {**{k: samples.attrs[k] for k in ("gamma", "temperature", "n_particles", "box_length", "dim",
                                               "boundary", "seed")}, **result.attrs, "state": "gamma0.5_T1"}
     args = (result.features, samples.energy, samples.chain, np.arange(6), attrs)
     with pytest.raises(ValueError, match="needs order"):
         io.write_features(tmp_path / "f.h5", "distance", *args, anchors=result.anchors)
-    voxel = F.featurize(samples, "voxel", {"voxel_size": 1.0})
+    voxel = R.featurize(samples, "voxel", {"voxel_size": 1.0})
     with pytest.raises(ValueError, match="order is not part of a voxel"):
         io.write_features(tmp_path / "f.h5", "voxel", voxel.features, *args[1:4], {**attrs, **voxel.attrs},
                           order=result.order)

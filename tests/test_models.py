@@ -12,7 +12,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from vaepipe import io, training  # noqa: E402
+from vaepipe import datasets, io, training  # noqa: E402
 from vaepipe.models import (  # noqa: E402
     build_dense_vae,
     build_distance_vae,
@@ -177,7 +177,7 @@ import json, sys
 import numpy as np
 import keras
 from vaepipe import io
-from vaepipe.models import build_distance_vae, build_voxel_vae
+from vaepipe.models import build_dense_vae, build_distance_vae, build_voxel_vae
 
 builder, shape, kwargs, path = {builder}, {shape!r}, {kwargs!r}, {path!r}
 keras.utils.set_random_seed(0)
@@ -247,22 +247,22 @@ def _training_data(representation, x, states=("a", "b")):
     num = x.shape[0]
     labels = pd.DataFrame({"state": np.repeat(states, num // len(states)), "gamma": 0.0, "temperature": 1.0,
                            "energy": 0.0, "chain": 0, "sample_index": np.arange(num)})
-    labels["split"] = training.assign_splits(labels["state"].to_numpy(), 5, 0.2, 0.2)
+    labels["split"] = datasets.assign_splits(labels["state"].to_numpy(), 5, 0.2, 0.2)
     attrs = {"representation": representation, "n_particles": 4, "distance_scale": 2.0, "box_length": 3.0,
              "dim": 3}
-    return training.TrainingData(x, labels, attrs)
+    return datasets.TrainingData(x, labels, attrs)
 
 
 def test_assign_splits_is_seeded_per_state_point_and_stable_when_one_is_added():
     states = np.repeat(["s1", "s2"], 50)
-    split = training.assign_splits(states, 7, 0.1, 0.2)
+    split = datasets.assign_splits(states, 7, 0.1, 0.2)
     assert (split == "test").sum() == 20 and (split == "validation").sum() == 10
-    np.testing.assert_array_equal(split, training.assign_splits(states, 7, 0.1, 0.2))
-    assert not np.array_equal(split, training.assign_splits(states, 8, 0.1, 0.2))
-    more = training.assign_splits(np.concatenate([states, np.repeat(["s3"], 30)]), 7, 0.1, 0.2)
+    np.testing.assert_array_equal(split, datasets.assign_splits(states, 7, 0.1, 0.2))
+    assert not np.array_equal(split, datasets.assign_splits(states, 8, 0.1, 0.2))
+    more = datasets.assign_splits(np.concatenate([states, np.repeat(["s3"], 30)]), 7, 0.1, 0.2)
     np.testing.assert_array_equal(more[:100], split)
     with pytest.raises(ValueError, match="validation_fraction \\+ test_fraction must be < 1"):
-        training.assign_splits(states, 7, 0.5, 0.5)
+        datasets.assign_splits(states, 7, 0.5, 0.5)
 
 
 def test_reconstruction_errors_in_physical_units():

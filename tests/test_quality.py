@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from vaepipe import io
-from vaepipe.mapping import SUMMARY_KEYS
+from vaepipe.io import SUMMARY_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_ERROR_RATIO = 0.5

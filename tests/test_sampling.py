@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from vaepipe import io, profiles, sampling
+from vaepipe import io, profiles, preliminary, sampling
 from vaepipe.seeds import chain_seeds, derive_seed, seed_provenance
 
 SYSTEM = {"n_particles": 8, "box_length": 4.0, "dim": 3, "boundary": "reflect", "cutoff": None,
@@ -21,7 +21,7 @@ SAMPLING = {"mode": "continuous", "chains": 3, "samples_per_chain": 15, "equilib
 
 
 def _preliminary(seed=derive_seed(7, "preliminary", "gamma0.5_T1"), **changes):
-    return sampling.run_preliminary(SYSTEM, STATE, {**PRELIMINARY, **changes}, seed, state="gamma0.5_T1",
+    return preliminary.run_preliminary(SYSTEM, STATE, {**PRELIMINARY, **changes}, seed, state="gamma0.5_T1",
                                     progress=False)
 
 
@@ -92,7 +92,7 @@ def test_preliminary_is_deterministic_and_seed_dependent(prelim):
 def test_preliminary_summary(prelim, tmp_path):
     s = prelim.summary
     assert set(io.PRELIMINARY_KEYS) - {"file_format", "vaepipe_version", "provenance"} <= set(s)
-    assert all(prelim.traces[name].shape == (PRELIMINARY["sweeps"],) for name in sampling.OBSERVABLES)
+    assert all(prelim.traces[name].shape == (PRELIMINARY["sweeps"],) for name in preliminary.OBSERVABLES)
     obs = s["observables"]
     assert s["equilibration_sweeps"] == max(obs[n]["equilibration_sweeps"] for n in PRELIMINARY["observables"])
     assert s["decorrelation_sweeps"] == max(obs[n]["decorrelation_sweeps"] for n in PRELIMINARY["observables"])
@@ -115,13 +115,13 @@ def test_preliminary_summary(prelim, tmp_path):
 @pytest.mark.filterwarnings("ignore:block_average:RuntimeWarning")
 def test_preliminary_short_trace_names_the_key():
     with pytest.raises(ValueError, match="config key preliminary.sweeps.*fix: raise preliminary.sweeps"):
-        sampling.run_preliminary({**SYSTEM, "n_particles": 30, "box_length": 5.0}, {"gamma": 0.0, "temperature": 1.0},
+        preliminary.run_preliminary({**SYSTEM, "n_particles": 30, "box_length": 5.0}, {"gamma": 0.0, "temperature": 1.0},
                                  {**PRELIMINARY, "sweeps": 300}, derive_seed(1, "preliminary", "x"), progress=False)
 
 
 def test_preliminary_of_one_free_particle_copes_with_constant_energy():
     # one particle without gravity: the energy is always 0, only the height moves
-    result = sampling.run_preliminary({**SYSTEM, "n_particles": 1}, {"gamma": 0.0, "temperature": 1.0},
+    result = preliminary.run_preliminary({**SYSTEM, "n_particles": 1}, {"gamma": 0.0, "temperature": 1.0},
                                       {**PRELIMINARY, "sweeps": 3000}, derive_seed(1, "preliminary", "x"),
                                       progress=False)
     energy = result.summary["observables"]["energy"]
@@ -140,12 +140,12 @@ def test_analyze_trace_recovers_ar1_correlation():
     x[0] = noise[0] / math.sqrt(1 - phi**2)
     for i in range(1, n):
         x[i] = phi * x[i - 1] + noise[i]
-    stats = sampling.analyze_trace(x, 0, 0.1)
+    stats = preliminary.analyze_trace(x, 0, 0.1)
     assert stats["decorrelation_sweeps"] in (10, 11, 12)
     assert stats["tau_int"] == pytest.approx(phi / (1 - phi), rel=0.1)
     assert stats["sem"] == pytest.approx(math.sqrt((1 + phi) / (1 - phi) / (1 - phi**2) / n), rel=0.2)
     with pytest.raises(ValueError, match="config key preliminary.sweeps"):
-        sampling.analyze_trace(x[:10], 0, 0.1)
+        preliminary.analyze_trace(x[:10], 0, 0.1)
 
 
 # --------------------------------------------------------------------------- sampling run
@@ -229,7 +229,7 @@ def test_one_particle_follows_the_barometric_law():
     # A single particle is an ideal gas: <z> = l - L/(exp(L/l) - 1) with l = T/(4 gamma) (no one here wrote it).
     system = {**SYSTEM, "n_particles": 1, "box_length": 5.0}
     state = {"gamma": 0.5, "temperature": 1.0}
-    pre = sampling.run_preliminary(system, state, {**PRELIMINARY, "sweeps": 20000},
+    pre = preliminary.run_preliminary(system, state, {**PRELIMINARY, "sweeps": 20000},
                                    derive_seed(11, "preliminary", "ideal"), progress=False)
     result = sampling.run_sampling(system, state, {**SAMPLING, "chains": 4, "samples_per_chain": 1000},
                                    pre.summary, derive_seed(11, "sample", "ideal"), threads=2, progress=False)

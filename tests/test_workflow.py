@@ -125,7 +125,7 @@ def test_learning_stages_follow_their_layouts(runs):
 
 
 def test_stages_after_learning_follow_their_layouts(runs):
-    from vaepipe.mapping import SUMMARY_KEYS
+    from vaepipe.io import SUMMARY_KEYS
 
     work, _ = runs
     arrays, attrs = io.read_arrays(work / "results/reconstruction/test.h5", io.RECONSTRUCTION_FORMAT)

@@ -10,6 +10,7 @@ with z the last coordinate (height above the floor, in sigma).
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -48,3 +49,31 @@ def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutof
     out = core().total_energies(batch, p["box_length"], p["gamma"], p["boundary"], cutoff_value,
                                 p["tail_correction"])
     return float(out[0]) if single else out
+
+
+# --------------------------------------------------------------------------- energies of files' configurations
+
+
+def energy_kwargs(attrs: Mapping[str, Any]) -> dict:
+    """The model keywords of potential_energy (boundary, cutoff, tail_correction) from a file's attributes."""
+    cutoff = attrs.get("cutoff")
+    cutoff = None if cutoff is None or (isinstance(cutoff, float) and math.isnan(cutoff)) else float(cutoff)
+    return {"boundary": str(attrs.get("boundary", "reflect")), "cutoff": cutoff,
+            "tail_correction": bool(attrs.get("tail_correction", False))}
+
+
+def total_energy(positions: np.ndarray, gamma: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
+    """U / eps of each configuration (S, N, dim) at its own gamma (S,), by the sampler's C++ energy."""
+    out = np.empty(positions.shape[0])
+    for value in np.unique(gamma):
+        rows = gamma == value
+        out[rows] = potential_energy(positions[rows], float(attrs["box_length"]), gamma=float(value),
+                                     **energy_kwargs(attrs))
+    return out
+
+
+def pair_energy_per_particle(positions: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
+    """U_LJ / (N eps): the pair part only (gamma = 0). A generated configuration belongs to no state point, so
+    it has no gravity term; this is what compares across state points."""
+    energy = potential_energy(positions, float(attrs["box_length"]), gamma=0.0, **energy_kwargs(attrs))
+    return np.asarray(energy) / positions.shape[1]

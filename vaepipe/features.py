@@ -1,6 +1,6 @@
 """Featurization: particle configurations -> the learnable representations of the VAE stage.
 
-Three representations, one per :data:`REPRESENTATIONS` entry, all vectorized over samples (memory-bounded chunks
+Three representations, all vectorized over samples (memory-bounded chunks
 of samples, no Python loop per configuration):
 
 ``voxel``
@@ -19,19 +19,18 @@ of samples, no Python loop per configuration):
     :func:`sorted_coordinates`: the dense baseline's input, particles ordered by one coordinate, flattened
     particle-major and divided by L, into [0, 1].
 
-:func:`featurize` is the single entry point of the workflow: samples + representation + the config's
-``features.{representation}`` section -> a :class:`FeatureSet`. Lengths are in sigma throughout; every feature
-array is float32 (what the networks consume), permutations are int64.
+These are the algorithms; the representations themselves (their parameters, file attributes, errors and models)
+and the workflow's entry point :func:`vaepipe.representations.featurize` live in :mod:`vaepipe.representations`.
+Lengths are in sigma throughout; every feature array is float32 (what the networks consume), permutations are
+int64.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import numbers
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from scipy.special import erf
@@ -40,33 +39,19 @@ from vaepipe._validate import error
 from vaepipe.boundary import check_boundary, periodic_axes
 
 __all__ = [
-    "REPRESENTATIONS",
     "VOXEL_METHODS",
     "NORMALIZATIONS",
-    "DEFAULT_PARAMS",
-    "FeatureSet",
     "num_cells",
     "voxel_grid",
     "sort_by_origin_distance",
     "distance_matrix",
     "box_anchors",
     "sorted_coordinates",
-    "canonical_params",
-    "feature_shape",
-    "featurize",
 ]
 
-REPRESENTATIONS = ("voxel", "distance", "coordinates")
 VOXEL_METHODS = ("count", "gaussian")
 NORMALIZATIONS = ("max", "none")
 
-#: Parameters of each representation when a key is not given: the schema defaults of ``features.*``
-#: (tests/test_features.py checks that the two agree).
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "voxel": {"voxel_size": 0.3125, "method": "count", "width": 0.5, "normalize": "max"},
-    "distance": {"anchors": "corners"},
-    "coordinates": {"sort_axis": 0},
-}
 
 # Working memory of one chunk of samples (float64 intermediates); the output array comes on top.
 CHUNK_BYTES = 32 * 2**20
@@ -393,116 +378,3 @@ def sorted_coordinates(positions, box_length: float, sort_axis: int = 0) -> tupl
     coords = (np.take_along_axis(arr, order[..., None], axis=-2) / box_length).reshape(num, n_particles * dim)
     coords = coords.astype(np.float32)
     return (coords[0], order[0]) if single else (coords, order)
-
-
-# --------------------------------------------------------------------------- workflow entry point
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """Output of :func:`featurize`.
-
-    features : float32 (S, ...), the representation (see the module docstring for each shape).
-    order : int64 (S, N) particle permutation applied (distance, coordinates), else None.
-    anchors : float64 (A, dim) anchor points in sigma (distance), else None.
-    attrs : the representation's parameters as stored in the features file: voxel_size, num_cells, method,
-    width (NaN for count), normalize | anchors (JSON of the spec), distance_scale (sigma) | sort_axis.
-    """
-
-    representation: str
-    features: np.ndarray
-    order: np.ndarray | None = None
-    anchors: np.ndarray | None = None
-    attrs: dict = field(default_factory=dict)
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.features.shape[0])
-
-
-def canonical_params(representation: str, params: Mapping[str, Any] | None) -> dict:
-    """The parameters of one representation, checked, with defaults filled in and numbers as floats/ints.
-
-    The Gaussian ``width`` is dropped for ``method="count"`` (it does not change a count grid, so it must not
-    trigger a rerun). Explicit anchor points become lists of floats.
-    """
-    if representation not in REPRESENTATIONS:
-        raise _fail("representation", representation, f"one of {REPRESENTATIONS}")
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS[representation]))
-    if unknown:
-        raise ValueError(f"features.{representation}: unknown parameter(s) {unknown}; expected keys "
-                         f"{sorted(DEFAULT_PARAMS[representation])}")
-    full = {**DEFAULT_PARAMS[representation], **params}
-    if representation == "voxel":
-        if full["method"] not in VOXEL_METHODS:
-            raise _fail("method", full["method"], f"one of {VOXEL_METHODS}")
-        if full["normalize"] not in NORMALIZATIONS:
-            raise _fail("normalize", full["normalize"], f"one of {NORMALIZATIONS}")
-        out = {"voxel_size": float(full["voxel_size"]), "method": full["method"], "normalize": full["normalize"]}
-        if full["method"] == "gaussian":
-            if full["width"] is None:
-                raise _fail("width", None, "a positive number (sigma) with method 'gaussian'")
-            out["width"] = float(full["width"])
-        return out
-    if representation == "distance":
-        spec = full["anchors"]
-        if not isinstance(spec, str):
-            spec = np.asarray(spec, dtype=np.float64).tolist()
-        return {"anchors": spec}
-    sort_axis = full["sort_axis"]
-    if isinstance(sort_axis, bool) or not isinstance(sort_axis, numbers.Integral) or sort_axis < 0:
-        raise _fail("sort_axis", sort_axis, "an integer >= 0")
-    return {"sort_axis": int(sort_axis)}
-
-
-def _n_anchors(spec: Any, dim: int) -> int:
-    if isinstance(spec, str):
-        return {"none": 0, "corners": 2**dim}.get(spec, 0)
-    return len(spec)
-
-
-def feature_shape(representation: str, params: Mapping[str, Any] | None, n_particles: int, dim: int,
-                  box_length: float) -> tuple[int, ...]:
-    """Shape of one configuration's features (without the leading S), e.g. to size memory requests."""
-    p = canonical_params(representation, params)
-    if representation == "voxel":
-        return (num_cells(box_length, p["voxel_size"]),) * dim
-    if representation == "distance":
-        size = n_particles + _n_anchors(p["anchors"], dim)
-        return (size, size)
-    return (n_particles * dim,)
-
-
-def featurize(samples: Any, representation: str, params: Mapping[str, Any] | None = None) -> FeatureSet:
-    """One representation of every configuration of a samples file.
-
-    samples : a :class:`vaepipe.io.Samples` (or anything with ``positions`` (S, N, dim) in sigma and ``attrs``
-    holding ``box_length`` and ``boundary``). representation : one of :data:`REPRESENTATIONS`. params : the
-    config section ``features.{representation}`` (missing keys take :data:`DEFAULT_PARAMS`).
-    """
-    p = canonical_params(representation, params)
-    attrs = getattr(samples, "attrs", None)
-    if attrs is None or "box_length" not in attrs or "boundary" not in attrs:
-        raise _fail("samples", type(samples).__name__, "samples with attrs box_length and boundary",
-                    "pass vaepipe.io.read_samples(path)")
-    box_length = float(attrs["box_length"])
-    boundary = str(attrs["boundary"])
-    positions = np.asarray(samples.positions, dtype=np.float64)
-    if positions.ndim != 3:
-        raise _fail("samples.positions", f"<array of shape {positions.shape}>", "shape (S, N, dim)")
-    dim = positions.shape[-1]
-    if representation == "voxel":
-        grids = voxel_grid(positions, box_length, p["voxel_size"], method=p["method"], width=p.get("width"),
-                           normalize=p["normalize"], boundary=boundary)
-        meta = {"voxel_size": p["voxel_size"], "num_cells": num_cells(box_length, p["voxel_size"]),
-                "method": p["method"], "width": p.get("width", math.nan), "normalize": p["normalize"]}
-        return FeatureSet(representation, grids, attrs=meta)
-    if representation == "distance":
-        anchors = box_anchors(box_length, dim, p["anchors"])
-        matrices, order = distance_matrix(positions, box_length, anchors=anchors, boundary=boundary)
-        meta = {"anchors": json.dumps(p["anchors"], separators=(",", ":")),
-                "distance_scale": box_length * math.sqrt(dim)}
-        return FeatureSet(representation, matrices, order=order, anchors=anchors, attrs=meta)
-    coords, order = sorted_coordinates(positions, box_length, p["sort_axis"])
-    return FeatureSet(representation, coords, order=order, attrs={"sort_axis": p["sort_axis"]})

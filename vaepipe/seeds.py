@@ -20,7 +20,7 @@ import operator
 
 import numpy as np
 
-__all__ = ["derive_seed", "chain_seeds", "seed_provenance"]
+__all__ = ["derive_seed", "chain_seeds", "seed_provenance", "seed_int"]
 
 
 def _name_words(stage: str, state: str) -> list[int]:
@@ -81,3 +81,10 @@ def seed_provenance(seed: np.random.SeedSequence) -> dict:
     else:
         entropy = int(entropy)
     return {"entropy": entropy, "spawn_key": [int(k) for k in seed.spawn_key]}
+
+
+def seed_int(seed: np.random.SeedSequence | int) -> int:
+    """A 31-bit integer for the frameworks' seed functions, drawn from the SeedSequence."""
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1, dtype=np.uint32)[0] >> 1)
+    return int(seed)

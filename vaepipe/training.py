@@ -1,15 +1,11 @@
-"""Training, evaluation and encoding of the VAEs (the workflow's ``train_vae`` and ``encode`` stages).
+"""The Keras loop of the VAEs: thread pools, model building, training, encoding and decoding, evaluation.
 
-    data = load_training_data(feature_files, seed=2024, validation_fraction=0.1, test_fraction=0.1)
+    data = vaepipe.datasets.load_training_data(feature_files, seed=2024, validation_fraction=0.1, test_fraction=0.1)
     result = train_vae(data, params, seed=derive_seed(2024, "train", "voxel"), threads=2)
     result.model, result.history (DataFrame, one row per epoch), evaluate(result.model, data)
 
-Representations and their models: ``voxel`` (Conv3D VAE; Conv2D on 2D pixel grids), ``distance`` (Conv2D VAE
-on distance matrices), ``coordinates`` (the seed's dense baseline on sorted coordinates).
-
-The split into train / validation / test is drawn per state point from ``derive_seed(seed, "split", state)``,
-the same for every representation (so the test configurations are the same ones everywhere) and unchanged for
-one state point when another is added to the config.
+Each representation names its model builder and measures its own errors (vaepipe/representations/); the
+workflow's stages are in :mod:`vaepipe.stages.train`.
 
 Importing this module does not import Keras or TensorFlow; the functions that need them import them, after
 :func:`configure_threads` has had its chance to set the thread pools.
@@ -21,23 +17,19 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from vaepipe.seeds import derive_seed
+from vaepipe import representations
+from vaepipe.datasets import TrainingData, example_rows
+from vaepipe.seeds import seed_int
 
 __all__ = [
-    "REPRESENTATIONS",
-    "SPLITS",
-    "TrainingData",
     "TrainingResult",
     "configure_threads",
-    "seed_int",
-    "assign_splits",
-    "load_training_data",
     "build_model",
     "train_vae",
     "reconstruct",
@@ -45,25 +37,15 @@ __all__ = [
     "evaluate",
     "reconstruction_errors",
     "sample_errors",
+    "reconstruction_figure",
 ]
-
-REPRESENTATIONS = ("voxel", "distance", "coordinates")
-SPLITS = ("train", "validation", "test")
 
 #: A latent dimension is "active" when its posterior mean varies over the data by more than this (Burda et al.
 #: 2016: Cov_x(E_q[z_d]) > 0.01); a collapsed dimension's z_mean is the same for every input.
 ACTIVE_UNIT_THRESHOLD = 0.01
 
-# What train_vae needs from a model section of the config, and the builder keyword each feeds.
-_COMMON_KEYS = ("latent_dim", "beta", "reconstruction_loss", "free_bits")
+# What train_vae needs from a model section of the config.
 _TRAIN_KEYS = ("learning_rate", "epochs", "batch_size", "kl_warmup_epochs", "patience")
-
-
-def seed_int(seed: np.random.SeedSequence | int) -> int:
-    """A 31-bit integer for the frameworks' seed functions, drawn from the SeedSequence."""
-    if isinstance(seed, np.random.SeedSequence):
-        return int(seed.generate_state(1, dtype=np.uint32)[0] >> 1)
-    return int(seed)
 
 
 # --------------------------------------------------------------------------- threads
@@ -92,111 +74,6 @@ def configure_threads(threads: int) -> None:
             pass
 
 
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class TrainingData:
-    """All state points of one representation, concatenated.
-
-    features : (S, ...) float32 in [0, 1] -- (S, n, n, n) voxel grids, (S, M, M) distance matrices or
-        (S, N * dim) sorted coordinates.
-    labels : DataFrame with S rows: state, gamma, temperature, energy (U / epsilon), chain, sample_index (row in
-        the samples file), split ("train" | "validation" | "test").
-    attrs : the representation's attributes from the feature files (representation, box_length, n_particles,
-        dim, distance_scale, ...), equal in every file.
-    order : (S, N) int64 particle order of each sample's features (distance, coordinates), None for voxels.
-    """
-
-    features: np.ndarray
-    labels: pd.DataFrame
-    attrs: dict = field(default_factory=dict)
-    order: np.ndarray | None = None
-
-    @property
-    def representation(self) -> str:
-        return str(self.attrs["representation"])
-
-    def split(self, name: str) -> np.ndarray:
-        """Features of one split, (S_split, ...)."""
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        return self.features[(self.labels["split"] == name).to_numpy()]
-
-
-def assign_splits(states: Sequence[str], seed: int, validation_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split label of each sample: per state point, a seeded permutation's first ``round(test_fraction * n)``
-    samples are "test", the next ``round(validation_fraction * n)`` "validation", the rest "train".
-
-    states : (S,) state-point name of every sample, in file order.
-    """
-    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
-        if not (isinstance(value, (int, float)) and 0 <= value < 1):
-            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError(f"validation_fraction + test_fraction must be < 1 to leave training data, got "
-                         f"{validation_fraction} + {test_fraction}")
-    states = np.asarray(states)
-    split = np.empty(states.shape[0], dtype=object)
-    for state in dict.fromkeys(states.tolist()):
-        rows = np.flatnonzero(states == state)
-        order = np.random.default_rng(derive_seed(seed, "split", state)).permutation(rows.size)
-        num_test = int(round(test_fraction * rows.size))
-        num_val = int(round(validation_fraction * rows.size))
-        labels = np.array(["train"] * rows.size, dtype=object)
-        labels[order[:num_test]] = "test"
-        labels[order[num_test:num_test + num_val]] = "validation"
-        split[rows] = labels
-    return split
-
-
-_SHARED_ATTRS = ("representation", "box_length", "n_particles", "dim", "boundary", "voxel_size", "num_cells",
-                 "method", "width", "normalize", "distance_scale", "sort_axis", "anchors")
-
-
-def load_training_data(paths: Sequence[str], seed: int, validation_fraction: float = 0.1,
-                       test_fraction: float = 0.1) -> TrainingData:
-    """Read the feature files of every state point of one representation and concatenate them.
-
-    Raises ValueError when the files disagree on the representation or its parameters (they would not fit one
-    model), naming the file and the attribute.
-    """
-    from vaepipe import io
-
-    if not paths:
-        raise ValueError("load_training_data needs at least one feature file")
-    arrays, frames, orders, attrs = [], [], [], None
-    for path in paths:
-        feats = io.read_features(path)
-        shared = {k: feats.attrs[k] for k in _SHARED_ATTRS if k in feats.attrs}
-        if feats.anchors is not None:
-            shared["anchor_points"] = np.asarray(feats.anchors, dtype=float).tolist()
-        if attrs is None:
-            attrs, first = shared, path
-        else:
-            for key in sorted(set(attrs) | set(shared)):
-                a, b = attrs.get(key), shared.get(key)
-                same = (a == b) or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
-                if not same:
-                    raise ValueError(f"feature files disagree on {key}: {first} has {a!r}, {path} has {b!r}; "
-                                     f"featurize every state point with the same settings")
-        arrays.append(np.asarray(feats.features, dtype=np.float32))
-        orders.append(feats.order)
-        frames.append(pd.DataFrame({
-            "state": feats.attrs["state"],
-            "gamma": float(feats.attrs["gamma"]),
-            "temperature": float(feats.attrs["temperature"]),
-            "energy": feats.energy,
-            "chain": feats.chain,
-            "sample_index": feats.sample_index,
-        }))
-    labels = pd.concat(frames, ignore_index=True)
-    labels["split"] = assign_splits(labels["state"].to_numpy(), seed, validation_fraction, test_fraction)
-    features = np.concatenate(arrays, axis=0)
-    order = None if any(o is None for o in orders) else np.concatenate(orders, axis=0)
-    return TrainingData(features=features, labels=labels, attrs=dict(attrs), order=order)
-
-
 # --------------------------------------------------------------------------- models
 
 
@@ -209,28 +86,9 @@ def build_model(representation: str, input_shape: Sequence[int], params: Mapping
     """
     from vaepipe import models
 
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
-    kwargs = {k: params[k] for k in _COMMON_KEYS if k in params}
-    if representation == "coordinates":
-        if "hidden_units" in params:
-            kwargs["hidden_units"] = tuple(params["hidden_units"])
-        return models.build_dense_vae(tuple(input_shape), seed=seed, **kwargs)
-    for key in ("filters", "dense_units"):
-        if key in params:
-            kwargs[key] = tuple(params[key]) if key == "filters" else params[key]
-    if representation == "voxel":
-        return models.build_voxel_vae(tuple(input_shape), seed=seed, **kwargs)
-    architecture = params.get("architecture", "conv")
-    if architecture == "rows":
-        attrs = attrs or {}
-        missing = [k for k in ("n_particles", "box_length", "dim", "anchor_points") if k not in attrs]
-        if missing:
-            raise ValueError(f"the rows distance architecture needs the feature attributes {missing}")
-        box_length = float(attrs["box_length"])
-        kwargs.update(n_particles=int(attrs["n_particles"]), dim=int(attrs["dim"]),
-                      anchors=[[float(v) / box_length for v in point] for point in attrs["anchor_points"]])
-    return models.build_distance_vae(tuple(input_shape), seed=seed, architecture=architecture, **kwargs)
+    rep = representations.get(representation)
+    builder = getattr(models, rep.model_builder)
+    return builder(tuple(input_shape), seed=seed, **rep.model_kwargs(params, attrs or {}))
 
 
 @dataclass
@@ -396,22 +254,7 @@ def sample_errors(representation: str, original: np.ndarray, reconstructed: np.n
     num = original.shape[0]
     flat = diff.reshape(num, -1)
     errors = {"mse": np.mean(flat ** 2, axis=1)}
-    if representation == "voxel":
-        errors["density_error"] = np.abs(flat).sum(axis=1) / original.reshape(num, -1).sum(axis=1)
-        errors["recon_error"] = errors["density_error"]
-    elif representation == "distance":
-        n = int(attrs["n_particles"])
-        scale = float(attrs["distance_scale"])
-        off_diagonal = ~np.eye(n, dtype=bool)
-        errors["mae_sigma"] = np.mean(np.abs(diff[:, :n, :n][:, off_diagonal]), axis=1) * scale
-        errors["anchor_mae_sigma"] = (np.mean(np.abs(diff[:, :n, n:]).reshape(num, -1), axis=1) * scale
-                                      if original.shape[-1] > n else np.full(num, np.nan))
-        errors["recon_error"] = errors["mae_sigma"]
-    elif representation == "coordinates":
-        errors["mae_sigma"] = np.mean(np.abs(flat), axis=1) * float(attrs["box_length"])
-        errors["recon_error"] = errors["mae_sigma"]
-    else:
-        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    errors.update(representations.get(representation).errors(diff, original, attrs))
     return errors
 
 
@@ -473,95 +316,14 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
     }
 
 
-# --------------------------------------------------------------------------- the workflow stage
-
-
-def example_rows(data: TrainingData, split: str = "test", num: int = 3) -> np.ndarray:
-    """Rows (into ``data.split(split)``) of ``num`` examples from state points spread over gamma: the first
-    sample of the split at the lowest, middle and highest gamma (fewer when there are fewer state points)."""
-    labels = data.labels[data.labels["split"] == split].reset_index(drop=True)
-    states = labels.drop_duplicates("state").sort_values(["gamma", "temperature"])
-    picks = np.unique(np.linspace(0, len(states) - 1, min(num, len(states))).round().astype(int))
-    return np.array([labels.index[labels["state"] == states["state"].iloc[i]][0] for i in picks], dtype=int)
-
-
 def reconstruction_figure(model, data: TrainingData, split: str = "test"):
-    """Originals next to their reconstructions for a few examples of the split (see vaepipe.plots)."""
+    """Originals next to their reconstructions for a few examples of the split: the representation's figure."""
     from vaepipe import plots
 
     rows = example_rows(data, split)
     labels = data.labels[data.labels["split"] == split].reset_index(drop=True)
     names = [f"{labels['state'][r]} #{labels['sample_index'][r]}" for r in rows]
     x = data.split(split)[rows]
-    x_hat = reconstruct(model, x)
-    attrs = data.attrs
-    if data.representation == "voxel":
-        return plots.voxel_reconstruction_figure(x, x_hat, float(attrs["box_length"]), labels=names)
-    if data.representation == "distance":
-        return plots.distance_reconstruction_figure(x, x_hat, float(attrs["distance_scale"]),
-                                                    int(attrs["n_particles"]), labels=names)
-    return plots.coordinates_reconstruction_figure(x, x_hat, float(attrs["box_length"]), int(attrs["dim"]),
-                                                   labels=names)
-
-
-def train_stage(feature_paths: Sequence[str], representation: str, params: Mapping[str, Any],
-                threads: int = 1, progress: bool = True) -> dict:
-    """Everything the ``train_vae`` rule produces, in memory: ``model``, ``history`` (DataFrame), ``metrics``
-    (dict, JSON-ready), ``loss_figure`` and ``reconstruction_figure``.
-
-    params : the rule's params: ``seed``, ``split`` {validation_fraction, test_fraction}, ``deterministic`` and
-        ``model`` (the representation's config section).
-    """
-    configure_threads(threads)
-    from vaepipe import plots
-
-    data = load_training_data(feature_paths, params["seed"], **params["split"])
-    if data.representation != representation:
-        raise ValueError(f"feature files hold {data.representation!r} features, expected {representation!r}")
-    seed = derive_seed(params["seed"], "train", representation)
-    counts = data.labels["split"].value_counts()
-    if progress:
-        print(f"{representation}: {len(data.labels)} samples of {data.labels['state'].nunique()} state points, "
-              f"features {data.features.shape[1:]}; train {counts.get('train', 0)}, validation "
-              f"{counts.get('validation', 0)}, test {counts.get('test', 0)}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    result = train_vae(data, params["model"], seed, deterministic=params["deterministic"], progress=progress)
-    seconds = time.perf_counter() - start
-    metrics = evaluate(result.model, data, "test", seed=seed_int(derive_seed(params["seed"], "evaluate",
-                                                                               representation)))
-    metrics.update({
-        "representation": representation,
-        "model": result.model.name,
-        "num_parameters": int(result.model.count_params()),
-        "epochs_run": result.stopped_epoch,
-        "best_epoch": result.best_epoch,
-        "split_sizes": {name: int(counts.get(name, 0)) for name in SPLITS},
-    })
-    if progress:
-        # Speed depends on the machine, so it goes to the log, not into the (reproducible) metrics file.
-        print(f"{representation}: {result.stopped_epoch} epochs in {seconds:.1f} s, "
-              f"{counts.get('train', 0) * result.stopped_epoch / seconds:.0f} training samples/s",
-              file=sys.stderr, flush=True)
-        print(f"{representation}: test {metrics['vae']}; mean-predictor baseline {metrics['baseline']}; "
-              f"ratio {metrics['error_ratio']:.3f}; active units {metrics['active_units']}/{metrics['latent_dim']}",
-              file=sys.stderr, flush=True)
-    title = (f"{result.model.name}: beta {params['model']['beta']:g}, latent_dim {params['model']['latent_dim']}, "
-             f"best epoch {result.best_epoch}; test error / mean predictor = {metrics['error_ratio']:.2f}")
-    return {
-        "model": result.model,
-        "history": result.history,
-        "metrics": metrics,
-        "loss_figure": plots.loss_figure(result.history, title),
-        "reconstruction_figure": reconstruction_figure(result.model, data),
-    }
-
-
-def encode_stage(model_path: str, feature_paths: Sequence[str], params: Mapping[str, Any], threads: int = 1):
-    """The ``encode`` rule's content: (labels DataFrame with the split, z_mean, z_log_var) of every sample."""
-    configure_threads(threads)
-    from vaepipe import io
-
-    data = load_training_data(feature_paths, params["seed"], **params["split"])
-    model = io.read_model(model_path)
-    z_mean, z_log_var = encode(model, data.features)
-    return data.labels, z_mean, z_log_var
+    rep = representations.get(data.representation)
+    figure = getattr(plots, rep.figure)
+    return figure(x, reconstruct(model, x), *rep.figure_args(data.attrs), labels=names)

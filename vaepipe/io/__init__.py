@@ -8,11 +8,14 @@
     arrays       results/reconstruction/test.h5, results/generation/generated.h5
     summary      results/summary.json and its report table
     figures      PNG and PDF figures with their provenance
-    provenance   the record every file carries: parameters, seed, version, git commit
+    records      the provenance record every file carries: parameters, seed, version, git commit
     _files       atomic writes and canonical JSON, which all of them use
 
-Each module's docstring gives its layout. Every name is importable from ``vaepipe.io`` itself, as before the
-split. ``io`` imports no stage and no plotting code (figures arrive as matplotlib figures).
+Each module's docstring gives its layout. Every name is importable from ``vaepipe.io`` itself; this package
+loads the module that defines a name on first use (PEP 562), so that importing one file kind's module
+(``from vaepipe.io import samples``) loads no other, and the workflow's code digests, which follow imports
+(vaepipe/_build.py), see exactly the modules a stage uses. ``io`` imports no stage and no plotting code (figures
+arrive as matplotlib figures).
 
 Every write is atomic: the file is written under a temporary name in the destination directory, flushed to
 disk, and renamed over the destination, so a failed or interrupted job never leaves a file that looks complete.
@@ -20,121 +23,72 @@ Writes are byte-reproducible: the same content gives the same bytes (no HDF5 tim
 JSON keys, no dates in figure metadata).
 """
 
-from vaepipe.io._files import _jsonable  # noqa: F401  (tests check the JSON conversion itself)
-from vaepipe.io._files import (
-    atomic_path,
-    dumps,
-    write_json,
-    read_json,
-)
-from vaepipe.io.samples import (
-    SAMPLES_FORMAT,
-    PRELIMINARY_FORMAT,
-    SAMPLES_ATTRS,
-    PRELIMINARY_KEYS,
-    Samples,
-    write_samples,
-    read_samples,
-    write_preliminary,
-    read_preliminary,
-)
-from vaepipe.io.checkpoints import (
-    CHECKPOINT_FORMAT,
-    ChainCheckpoint,
-    write_checkpoint,
-    read_checkpoint,
-    remove_checkpoint,
-)
-from vaepipe.io.features import (
-    FEATURES_FORMAT,
-    FEATURES_ATTRS,
-    FEATURES_REPRESENTATION_ATTRS,
-    Features,
-    write_features,
-    read_features,
-)
-from vaepipe.io.models import (
-    MODEL_FORMAT,
-    write_model,
-    read_model,
-    model_provenance,
-    write_table_csv,
-)
-from vaepipe.io.latent import (
-    LATENT_FORMAT,
-    LATENT_LABELS,
-    write_latent,
-    read_latent,
-)
-from vaepipe.io.arrays import (
-    RECONSTRUCTION_FORMAT,
-    GENERATED_FORMAT,
-    write_arrays,
-    read_arrays,
-)
-from vaepipe.io.summary import (
-    SUMMARY_FORMAT,
-    SUMMARY_KEYS,
-    SUMMARY_DESCRIPTIONS,
-    write_summary,
-    read_summary,
-    write_summary_table,
-)
-from vaepipe.io.figures import (
-    save_figure,
-    figure_provenance,
-)
-from vaepipe.io.provenance import (
-    git_commit,
-    provenance,
-)
+from __future__ import annotations
 
-__all__ = [
-    "atomic_path",
-    "dumps",
-    "write_json",
-    "read_json",
-    "SAMPLES_FORMAT",
-    "PRELIMINARY_FORMAT",
-    "SAMPLES_ATTRS",
-    "PRELIMINARY_KEYS",
-    "Samples",
-    "write_samples",
-    "read_samples",
-    "write_preliminary",
-    "read_preliminary",
-    "CHECKPOINT_FORMAT",
-    "ChainCheckpoint",
-    "write_checkpoint",
-    "read_checkpoint",
-    "remove_checkpoint",
-    "FEATURES_FORMAT",
-    "FEATURES_ATTRS",
-    "FEATURES_REPRESENTATION_ATTRS",
-    "Features",
-    "write_features",
-    "read_features",
-    "MODEL_FORMAT",
-    "write_model",
-    "read_model",
-    "model_provenance",
-    "write_table_csv",
-    "LATENT_FORMAT",
-    "LATENT_LABELS",
-    "write_latent",
-    "read_latent",
-    "RECONSTRUCTION_FORMAT",
-    "GENERATED_FORMAT",
-    "write_arrays",
-    "read_arrays",
-    "SUMMARY_FORMAT",
-    "SUMMARY_KEYS",
-    "SUMMARY_DESCRIPTIONS",
-    "write_summary",
-    "read_summary",
-    "write_summary_table",
-    "save_figure",
-    "figure_provenance",
-    "git_commit",
-    "provenance",
-]
+import importlib
+
+#: Every public name, and the module of vaepipe.io that defines it.
+EXPORTS: dict[str, str] = {
+    "_jsonable": "_files",
+    "atomic_path": "_files",
+    "dumps": "_files",
+    "write_json": "_files",
+    "read_json": "_files",
+    "SAMPLES_FORMAT": "samples",
+    "PRELIMINARY_FORMAT": "samples",
+    "SAMPLES_ATTRS": "samples",
+    "PRELIMINARY_KEYS": "samples",
+    "Samples": "samples",
+    "write_samples": "samples",
+    "read_samples": "samples",
+    "write_preliminary": "samples",
+    "read_preliminary": "samples",
+    "CHECKPOINT_FORMAT": "checkpoints",
+    "ChainCheckpoint": "checkpoints",
+    "write_checkpoint": "checkpoints",
+    "read_checkpoint": "checkpoints",
+    "remove_checkpoint": "checkpoints",
+    "FEATURES_FORMAT": "features",
+    "FEATURES_ATTRS": "features",
+    "FEATURES_REPRESENTATION_ATTRS": "features",
+    "Features": "features",
+    "write_features": "features",
+    "read_features": "features",
+    "MODEL_FORMAT": "models",
+    "write_model": "models",
+    "read_model": "models",
+    "model_provenance": "models",
+    "write_table_csv": "models",
+    "LATENT_FORMAT": "latent",
+    "LATENT_LABELS": "latent",
+    "write_latent": "latent",
+    "read_latent": "latent",
+    "RECONSTRUCTION_FORMAT": "arrays",
+    "GENERATED_FORMAT": "arrays",
+    "write_arrays": "arrays",
+    "read_arrays": "arrays",
+    "SUMMARY_FORMAT": "summary",
+    "SUMMARY_KEYS": "summary",
+    "SUMMARY_DESCRIPTIONS": "summary",
+    "write_summary": "summary",
+    "read_summary": "summary",
+    "write_summary_table": "summary",
+    "save_figure": "figures",
+    "figure_provenance": "figures",
+    "git_commit": "records",
+    "provenance": "records",
+}
+
+__all__ = [name for name in EXPORTS if not name.startswith("_")]
+
+
+def __getattr__(name: str):
+    if name not in EXPORTS:
+        raise AttributeError(f"module 'vaepipe.io' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"vaepipe.io.{EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

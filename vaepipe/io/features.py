@@ -34,6 +34,7 @@ from vaepipe.io._files import (
     atomic_path,
 )
 from vaepipe.io.samples import SAMPLES_FORMAT
+from vaepipe.representations import REGISTRY
 
 
 FEATURES_FORMAT = "vaepipe-features-1"
@@ -55,16 +56,13 @@ FEATURES_ATTRS: dict[str, str] = {
 }
 
 
-#: The parameters each representation adds to the attributes (``anchors`` is the JSON text of the spec).
-FEATURES_REPRESENTATION_ATTRS: dict[str, dict[str, str]] = {
-    "voxel": {"voxel_size": _FLOAT, "num_cells": _INT, "method": _STR, "width": _FLOAT, "normalize": _STR},
-    "distance": {"anchors": _STR, "distance_scale": _FLOAT},
-    "coordinates": {"sort_axis": _INT},
-}
+#: The parameters each representation adds to the attributes, declared by the representation itself
+#: (``file_attrs`` in vaepipe/representations/): name -> {attribute: type}.
+FEATURES_REPRESENTATION_ATTRS: dict[str, dict[str, str]] = {name: dict(r.file_attrs) for name, r in REGISTRY.items()}
 
 
 # Datasets beyond features/energy/chain/sample_index, per representation.
-_FEATURES_EXTRAS = {"voxel": (), "distance": ("order", "anchors"), "coordinates": ("order",)}
+_FEATURES_EXTRAS = {name: tuple(r.extras) for name, r in REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -99,14 +97,7 @@ class Features:
 
 def _features_shape_problem(representation: str, shape: tuple, attrs: Mapping[str, Any], num_anchors: int) -> str:
     """'' if the per-sample shape fits the representation and attrs, else what is wrong."""
-    n, dim = int(attrs["n_particles"]), int(attrs["dim"])
-    if representation == "voxel":
-        cells = int(attrs["num_cells"])
-        expected = (cells,) * dim
-    elif representation == "distance":
-        expected = (n + num_anchors,) * 2
-    else:
-        expected = (n * dim,)
+    expected = REGISTRY[representation].file_shape(attrs, num_anchors)
     if tuple(shape) != expected:
         return f"{representation} features of one sample have shape {tuple(shape)}, expected {expected}"
     return ""

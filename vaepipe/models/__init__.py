@@ -4,6 +4,7 @@ Importing this package imports Keras. Stages that do not train or encode must no
 and half a gigabyte per process).
 """
 
+from vaepipe.models.regressor import train_coordinate_regressor
 from vaepipe.models.layers import ClipValues, PairwiseDistances, Sampling, Symmetrize
 from vaepipe.models.vae import (
     DISTANCE_ARCHITECTURES,
@@ -29,4 +30,5 @@ __all__ = [
     "build_dense_vae",
     "kl_divergence",
     "reconstruction_loss",
+    "train_coordinate_regressor",
 ]

@@ -26,7 +26,7 @@ rule latent_analysis:
     params:
         seed=config["seed"],
         analysis=analysis_params("knn_neighbors", "cv_folds"),
-        code=code_digest(*LATENT_CODE),
+        code=code_digest("latent_analysis"),
     script:
         "../scripts/latent_analysis.py"
 
@@ -61,7 +61,7 @@ rule anomaly:
         split=split_params(),
         analysis=analysis_params("anomaly_score", "overlap_distance"),
         reconstruction_loss=model_loss,
-        code=code_digest(*ANOMALY_CODE),
+        code=code_digest("anomaly"),
     script:
         "../scripts/anomaly.py"
 
@@ -100,6 +100,6 @@ rule summary:
     params:
         headline=HEADLINE,
         representations=TRAINED,
-        code=code_digest(*SUMMARY_CODE),
+        code=code_digest("summary"),
     script:
         "../scripts/summary.py"

@@ -5,21 +5,17 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from vaepipe._build import files_digest
+from vaepipe._build import code_digest as rule_code_digest
 from vaepipe.config import heldout_state_points, state_points
-from vaepipe.features import (
-    CHUNK_BYTES,
-    REPRESENTATIONS,
-    canonical_params,
-    feature_shape,
-)
+from vaepipe.features import CHUNK_BYTES
+from vaepipe.representations import REPRESENTATIONS, canonical_params, feature_shape
 
 # {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
 TRAIN_STATES = state_points(config)
 # State points of the held-out gammas (analysis.heldout_gamma): sampled and featurized, never trained on.
 HELDOUT_STATES = heldout_state_points(config)
 STATES = {**TRAIN_STATES, **HELDOUT_STATES}
-# REPRESENTATIONS ("voxel", "distance", "coordinates"): one features file each, see vaepipe/features.py.
+# REPRESENTATIONS ("voxel", "distance", "coordinates"): one features file each, see vaepipe/representations/.
 
 
 # Only the configured state points: asking for another one fails as "missing input", not with a KeyError.
@@ -28,56 +24,24 @@ wildcard_constraints:
     representation="|".join(REPRESENTATIONS),
 
 
-# Package sources whose change must rerun a stage. Snakemake sees neither the imported package nor the
-# compiled extension, so their digest is a parameter of each job. Plotting code is only in the density rule's
-# digest, so a cosmetic change of a figure never resamples (the preliminary figure: --forcerun preliminary).
-SAMPLER_CODE = (
-    "cpp",
-    "CMakeLists.txt",
-    "vaepipe/mc.py",
-    "vaepipe/_validate.py",
-    "vaepipe/_build.py",
-    "vaepipe/seeds.py",
-    "vaepipe/io",
-)
-PRELIMINARY_CODE = SAMPLER_CODE + ("vaepipe/sampling.py", "vaepipe/decorrelation.py")
-SAMPLE_CODE = SAMPLER_CODE + ("vaepipe/sampling.py",)
-PLOT_CODE = ("vaepipe/plots.py", "vaepipe/profiles.py", "vaepipe/io")
-FEATURE_CODE = ("vaepipe/features.py", "vaepipe/io")
-
-_DIGEST_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
+# Each rule's params carry a digest of every package source its job runs: the import closure of its script,
+# computed from the imports themselves (vaepipe/_build.py), plus cpp/ and CMakeLists.txt when the closure loads
+# the compiled core. Snakemake sees neither the imported package nor the compiled extension by itself.
+# One exception, by design: the sampling rules do not follow vaepipe.plots, so that a cosmetic change of a figure
+# never resamples (the preliminary figure, drawn in the same job: snakemake --forcerun preliminary).
+NOT_FOLLOWED = {"preliminary": ("vaepipe.plots",), "sample": ("vaepipe.plots",)}
 
 
-def _digest_files(path):
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        return sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix not in _DIGEST_SKIP_SUFFIXES
-            and not any(
-                part.startswith(".") or part == "__pycache__"
-                for part in p.relative_to(path).parts
-            )
+def code_digest(rule_name):
+    """Digest of the sources the rule's script (workflow/scripts/{rule_name}.py) runs: it changes exactly when one
+    of them is added, removed, renamed or edited."""
+    script = Path(workflow.basedir) / "workflow" / "scripts" / f"{rule_name}.py"
+    try:
+        return rule_code_digest(
+            script, Path(workflow.basedir), NOT_FOLLOWED.get(rule_name, ())
         )
-    raise WorkflowError(
-        f"code_digest: {path} does not exist; fix the path (relative to {workflow.basedir})"
-    )
-
-
-def code_digest(*paths):
-    """SHA-256 over the given files and directories (relative to the workflow's base directory), in the format
-    of vaepipe._build.files_digest: it changes exactly when a source file is added, removed, renamed or edited.
-    """
-    root = Path(workflow.basedir)
-    names = [
-        f.relative_to(root).as_posix()
-        for rel in paths
-        for f in _digest_files(root / rel)
-    ]
-    return files_digest(root, names)
+    except (OSError, ValueError) as exc:
+        raise WorkflowError(f"code digest of rule {rule_name}: {exc}")
 
 
 def _canonical(value):
@@ -192,20 +156,6 @@ def featurize_mem_mb(wildcards):
     return 1000 + (2 * positions_bytes() + 2 * features + 2 * CHUNK_BYTES) // 1_000_000
 
 
-# The learning stages. Plotting code is part of the digest: the figures come from the same job as the model.
-TRAIN_CODE = (
-    "vaepipe/models",
-    "vaepipe/training.py",
-    "vaepipe/seeds.py",
-    "vaepipe/io",
-    "vaepipe/plots.py",
-)
-ENCODE_CODE = (
-    "vaepipe/models",
-    "vaepipe/training.py",
-    "vaepipe/seeds.py",
-    "vaepipe/io",
-)
 TRAINED = config["vae"]["representations"]
 
 
@@ -266,30 +216,6 @@ def learning_outputs():
     )
 
 
-# After learning: reconstruction, generation, latent analysis, anomaly detection and the summary. Energies come
-# from the C++ core, so its sources are part of the digests that compute energies.
-MAPPING_CODE = (
-    "vaepipe/mapping.py",
-    "vaepipe/reconstruct.py",
-    "vaepipe/analysis.py",
-    "vaepipe/energy.py",
-    "vaepipe/training.py",
-    "vaepipe/models",
-    "vaepipe/seeds.py",
-    "vaepipe/io",
-    "vaepipe/plots.py",
-    "cpp",
-    "CMakeLists.txt",
-)
-ANOMALY_CODE = MAPPING_CODE + ("vaepipe/features.py",)
-LATENT_CODE = (
-    "vaepipe/mapping.py",
-    "vaepipe/analysis.py",
-    "vaepipe/seeds.py",
-    "vaepipe/io",
-    "vaepipe/plots.py",
-)
-SUMMARY_CODE = ("vaepipe/mapping.py", "vaepipe/io")
 # The representation whose latent and anomaly numbers fill the summary's headline keys.
 HEADLINE = config["analysis"]["representation"]
 # Reconstruction and generation decode distance matrices: they run when the distance VAE is trained.

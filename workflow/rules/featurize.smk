@@ -20,6 +20,6 @@ rule featurize:
         runtime=20,
     params:
         features=feature_params,
-        code=code_digest(*FEATURE_CODE),
+        code=code_digest("featurize"),
     script:
         "../scripts/featurize.py"

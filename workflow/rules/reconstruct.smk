@@ -42,7 +42,7 @@ rule reconstruct:
         seed=config["seed"],
         split=split_params(),
         reconstruction=config_section("reconstruction"),
-        code=code_digest(*MAPPING_CODE),
+        code=code_digest("reconstruct"),
     script:
         "../scripts/reconstruct.py"
 
@@ -81,6 +81,6 @@ rule generate:
     params:
         seed=config["seed"],
         generation=generation_params(),
-        code=code_digest(*MAPPING_CODE),
+        code=code_digest("generate"),
     script:
         "../scripts/generate.py"

@@ -27,7 +27,7 @@ rule preliminary:
         system=config_section("system"),
         state_point=state_point,
         preliminary=config_section("preliminary"),
-        code=code_digest(*PRELIMINARY_CODE),
+        code=code_digest("preliminary"),
     script:
         "../scripts/preliminary.py"
 
@@ -52,7 +52,7 @@ rule sample:
         system=config_section("system"),
         state_point=state_point,
         sampling=sampling_section(),
-        code=code_digest(*SAMPLE_CODE),
+        code=code_digest("sample"),
         checkpoint=sample_checkpoint,
     script:
         "../scripts/sample.py"
@@ -82,6 +82,6 @@ rule density:
         runtime=10,
     params:
         bins=config["sampling"]["density_bins"],
-        code=code_digest(*PLOT_CODE),
+        code=code_digest("density"),
     script:
         "../scripts/density.py"

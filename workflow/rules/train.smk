@@ -39,7 +39,7 @@ rule train_vae:
         split=split_params(),
         deterministic=config["vae"]["deterministic"],
         model=model_params,
-        code=code_digest(*TRAIN_CODE),
+        code=code_digest("train_vae"),
     script:
         "../scripts/train_vae.py"
 
@@ -63,6 +63,6 @@ rule encode:
     params:
         seed=config["seed"],
         split=split_params(),
-        code=code_digest(*ENCODE_CODE),
+        code=code_digest("encode"),
     script:
         "../scripts/encode.py"

@@ -1,4 +1,4 @@
-"""Provenance of every output: the rule's parameters, the derived seed, the version and the git commit."""
+"""Provenance records of every output: the rule's parameters, the derived seed, the version and the git commit."""
 
 from __future__ import annotations
 
