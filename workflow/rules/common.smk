@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from vaepipe._build import files_digest
+from vaepipe._build import files_digest, source_files
 from vaepipe.config import heldout_state_points, state_points
 from vaepipe.features import (
     CHUNK_BYTES,
@@ -45,23 +45,13 @@ SAMPLE_CODE = SAMPLER_CODE + ("vaepipe/sampling.py",)
 PLOT_CODE = ("vaepipe/plots.py", "vaepipe/profiles.py", "vaepipe/io")
 FEATURE_CODE = ("vaepipe/features.py", "vaepipe/io")
 
-_DIGEST_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
-
 
 def _digest_files(path):
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix not in _DIGEST_SKIP_SUFFIXES
-            and not any(
-                part.startswith(".") or part == "__pycache__"
-                for part in p.relative_to(path).parts
-            )
-        )
+        # The same file set that vaepipe._build compares between an installed package and the checkout.
+        return [path / name for name in source_files(path)]
     raise WorkflowError(
         f"code_digest: {path} does not exist; fix the path (relative to {workflow.basedir})"
     )
