@@ -14,7 +14,7 @@ import yaml
 from vaepipe import config as vconfig
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "vaepipe" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture(scope="module")

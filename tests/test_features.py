@@ -22,7 +22,7 @@ from vaepipe import representations as R
 from vaepipe import io
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "vaepipe" / "schemas" / "config.schema.yaml"
 L = 5.0
 
 

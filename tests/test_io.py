@@ -3,7 +3,9 @@
 import json
 import math
 import os
+import subprocess
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -222,3 +224,19 @@ def test_provenance_record():
     assert isinstance(prov["git_commit"], str)
     assert "simd_level" not in prov  # every kernel gives the same bits: files must not depend on it
     json.dumps(prov)
+
+
+def test_git_commit_is_the_workflow_directorys(tmp_path, monkeypatch):
+    # The Snakefile exports VAEPIPE_WORKFLOW_DIR: a job records the workflow's commit even when vaepipe is
+    # installed away from it (site-packages); without it, the commit of the checkout holding the package.
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", "-c", "commit.gpgsign=false",
+           "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "Snakefile").write_text("")
+    subprocess.run([*git, "add", "Snakefile"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "workflow"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    monkeypatch.delenv("VAEPIPE_WORKFLOW_DIR", raising=False)
+    assert io.git_commit() == io.git_commit(str(Path(vaepipe.__file__).parent))
+    monkeypatch.setenv("VAEPIPE_WORKFLOW_DIR", str(tmp_path))
+    assert io.git_commit() == head

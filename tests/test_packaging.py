@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Names that differ between PyPI and conda-forge.
 CONDA_NAMES = {}
 # conda-only entries with no pip counterpart in pyproject's runtime/test lists (compilers and build tools).
-CONDA_ONLY = {"python", "pip", "cxx-compiler", "cmake", "ninja", "scikit-build-core", "pybind11"}
+CONDA_ONLY = {"python", "pip", "cxx-compiler", "cmake", "ninja"}
 
 
 def _parse(spec: str) -> tuple[str, str]:
@@ -40,3 +40,15 @@ def test_build_requirements_are_pinned_in_both():
     conda_deps = dict(_parse(s) for s in env["dependencies"] if isinstance(s, str))
     for name, version in build.items():
         assert conda_deps.get(name) == version, f"build requirement {name}>={version} differs in environment.yml"
+
+
+def test_test_extra_holds_the_build_requirements():
+    # tests/test_install.py builds a wheel without build isolation: a fresh `pip install -e ".[test]"` must
+    # bring the build backend along, with the build-system's own pins.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    build = dict(_parse(s) for s in pyproject["build-system"]["requires"])
+    test = dict(_parse(s) for s in pyproject["project"]["optional-dependencies"]["test"])
+    for name, version in build.items():
+        assert test.get(name) == version, (
+            f"build requirement {name}>={version}: expected the same pin in [project.optional-dependencies] test, "
+            f"found {test.get(name)!r}; fix: add \"{name}>={version}\" to the test extra")

@@ -5,7 +5,8 @@
 * Dry runs after a change plan exactly the jobs that change touches, and nothing upstream of them.
 
 Each test works in a copy of the workflow's sources (Snakefile, workflow/, cpp/, vaepipe/, ...), so that a source
-edit changes the code digests of that copy only; the package that runs is the installed one either way.
+edit changes the code digests of that copy only; the package that runs is the installed one either way (so the
+Snakefile refuses to run a copy whose sources were edited, unless VAEPIPE_ALLOW_STALE_BUILD is set).
 """
 
 import json
@@ -253,13 +254,19 @@ def test_a_new_state_point_samples_only_itself(finished, downstream_of_training)
     assert set(counts) - UPSTREAM_OF_TRAINING <= set(downstream_of_training)
 
 
-def test_editing_the_sampler_source_reruns_everything_from_sampling_on(finished, tmp_path):
+def test_editing_the_sampler_source_reruns_everything_from_sampling_on(finished, tmp_path, monkeypatch):
     work, config = finished
     copy = tmp_path / "edited"
     shutil.copytree(work, copy, symlinks=True)  # copy2 keeps the modification times that Snakemake compares
     assert _plan(copy, config) == []
     source = copy / "cpp/core/Sampler.cc"
     source.write_text(source.read_text() + "\n// an edit that Snakemake cannot see by itself\n")
+    # The installed extension was built from the unedited sources, so the Snakefile refuses to run its jobs...
+    proc = subprocess.run(snakemake_command(copy, config, "-n"), capture_output=True, text=True, timeout=900)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "built from other C++ sources" in text, text[-3000:]
+    # ... but a plan is all this test needs.
+    monkeypatch.setenv("VAEPIPE_ALLOW_STALE_BUILD", "1")
     jobs = _rules(_plan(copy, config))
     sampled = list((work / "results/samples").glob("*.h5"))  # the config's state points (held-out ones too)
     assert len(sampled) >= len(STATES)

@@ -1,18 +1,50 @@
-"""Load the compiled core, and refuse one that is missing or was built from other C++ sources.
+"""Load the compiled core, and refuse code that is not the workflow checkout's: a missing or stale extension, or
+an installed package that differs from the checkout.
 
-Snakemake reruns sampling when the C++ sources change (their digest is a rule parameter), but it cannot rebuild
-the extension. Without this check an edited sampler would silently rerun with the old binary.
+Snakemake reruns a stage when its sources change (their digest is a rule parameter, computed from the workflow's
+checkout), but it can neither rebuild the extension nor reinstall the package. Without these checks an edited
+sampler would silently rerun with the old binary, and a non-editable install would rerun every edited stage with
+the old installed code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_REBUILD_HINT = "rebuild it from the repository root with:  pip install -e . --no-build-isolation"
+#: The workflow's base directory. The Snakefile exports it (:func:`use_workflow_checkout`); the jobs inherit it.
+WORKFLOW_DIR_ENV = "VAEPIPE_WORKFLOW_DIR"
+#: Set (to anything but "" or "0") to run an extension or installed package that differs from the checkout.
+ALLOW_STALE_ENV = "VAEPIPE_ALLOW_STALE_BUILD"
+# Never sources: the extension's own digest covers the compiled files, and caches change on every import.
+_SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".o", ".a"}
+_MAX_LISTED = 12
+
+
+def rebuild_hint(root: Path) -> str:
+    """How to (re)install the checkout at root. Build isolation lets pip fetch scikit-build-core, pybind11 and
+    CMake, so this works on a fresh machine; --no-build-isolation is faster where they are installed."""
+    return (f"python -m pip install -e {root}  (add --no-build-isolation where scikit-build-core and pybind11 are "
+            f"installed, e.g. by the [test] extra or environment.yml, to rebuild without fetching them)")
+
+
+def _allow_stale() -> bool:
+    return os.environ.get(ALLOW_STALE_ENV, "") not in ("", "0")
+
+
+def checkout_root() -> Path:
+    """The source checkout this process must run the code of: the workflow's (set by the Snakefile in Snakemake's
+    process and inherited by every job), else the one holding this file (an editable install; for a non-editable
+    one, site-packages, which holds no C++ sources)."""
+    workflow_dir = os.environ.get(WORKFLOW_DIR_ENV)
+    return Path(workflow_dir) if workflow_dir else REPO_ROOT
 
 
 def files_digest(root: Path, names) -> str:
@@ -22,6 +54,17 @@ def files_digest(root: Path, names) -> str:
     text = "".join(f"{name}\n{hashlib.sha256((Path(root) / name).read_bytes()).hexdigest()}\n"
                    for name in sorted(names))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_files(directory: Path) -> list[str]:
+    """Sorted POSIX paths, relative to directory, of its source files: all but hidden files and folders,
+    __pycache__ and compiled objects. What a workflow code digest covers, and what is compared between an
+    installed package and the checkout."""
+    directory = Path(directory)
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                  if p.is_file() and p.suffix not in _SKIP_SUFFIXES
+                  and not any(part.startswith(".") or part == "__pycache__"
+                              for part in p.relative_to(directory).parts))
 
 
 def source_digest(root: Path = REPO_ROOT) -> str | None:
@@ -37,17 +80,19 @@ def source_digest(root: Path = REPO_ROOT) -> str | None:
 
 @lru_cache(maxsize=1)
 def core():
-    """The compiled module ``vaepipe._core``, checked against the sources of this checkout."""
+    """The compiled module ``vaepipe._core``, checked against the C++ sources of :func:`checkout_root`."""
+    root = checkout_root()
     try:
         from vaepipe import _core
     except ImportError as exc:
         raise ImportError(f"vaepipe's compiled extension (vaepipe._core) is missing: {exc}. "
-                          f"Build and install it, e.g. {_REBUILD_HINT}") from exc
-    expected = source_digest()
-    if expected is not None and expected != _core.source_digest and not os.environ.get("VAEPIPE_ALLOW_STALE_BUILD"):
+                          f"Build and install it, e.g. {rebuild_hint(root)}") from exc
+    expected = source_digest(root)
+    if expected is not None and expected != _core.source_digest and not _allow_stale():
         raise ImportError(
             f"vaepipe's compiled extension ({_core.__file__}) was built from different C++ sources than those in "
-            f"{REPO_ROOT / 'cpp'}; {_REBUILD_HINT}  (set VAEPIPE_ALLOW_STALE_BUILD=1 to use it anyway)")
+            f"{root / 'cpp'} and {root / 'CMakeLists.txt'}; rebuild it with: {rebuild_hint(root)}  "
+            f"(set {ALLOW_STALE_ENV}=1 to use it anyway)")
     return _core
 
 
@@ -162,12 +207,8 @@ def import_closure(script: str | Path, root: Path = REPO_ROOT, stop_at=()) -> tu
 
 
 def compiled_sources(root: Path = REPO_ROOT) -> list[str]:
-    """The compiled core's sources (relative to root): every file under cpp/ and CMakeLists.txt."""
-    root = Path(root)
-    skip = {".pyc", ".pyo", ".so", ".o", ".a"}
-    files = [p for p in (root / "cpp").rglob("*") if p.is_file() and p.suffix not in skip
-             and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts)]
-    return sorted(p.relative_to(root).as_posix() for p in files) + ["CMakeLists.txt"]
+    """The compiled core's sources (relative to root): every source file under cpp/, and CMakeLists.txt."""
+    return [f"cpp/{name}" for name in source_files(Path(root) / "cpp")] + ["CMakeLists.txt"]
 
 
 def code_files(script: str | Path, root: Path = REPO_ROOT, stop_at=()) -> list[str]:
@@ -180,3 +221,115 @@ def code_files(script: str | Path, root: Path = REPO_ROOT, stop_at=()) -> list[s
 def code_digest(script: str | Path, root: Path = REPO_ROOT, stop_at=()) -> str:
     """:func:`files_digest` of :func:`code_files`: changes exactly when a file the script's job runs changes."""
     return files_digest(root, code_files(script, root, stop_at))
+
+# --------------------------------------------------------------------------- installed package vs checkout
+
+class InstallMismatch(RuntimeError):
+    """The vaepipe that the jobs import is not the workflow checkout's code."""
+
+
+_PROBE = """
+import json
+info = {}
+try:
+    import vaepipe
+    info["package"] = vaepipe.__file__
+    from vaepipe import _core
+    info["core"] = _core.__file__
+    info["core_digest"] = _core.source_digest
+except ImportError as exc:
+    info["error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(info))
+"""
+
+
+def installed_package() -> dict:
+    """What a job's Python imports: {"package": vaepipe/__init__.py, "core": the extension's file, "core_digest":
+    its source digest}, or an "error" in place of what failed to import.
+
+    Asked of a fresh interpreter in an empty directory, which is how Snakemake runs a job's script: this process
+    cannot tell, because Snakemake puts the Snakefile's directory first on its sys.path, so that here a
+    non-editable install is shadowed by the checkout's own vaepipe/ that the jobs never see."""
+    with tempfile.TemporaryDirectory() as empty:
+        proc = subprocess.run([sys.executable, "-c", _PROBE], cwd=empty, capture_output=True, text=True,
+                              timeout=300, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return {"error": f"{sys.executable} -c 'import vaepipe' failed: {(proc.stdout + proc.stderr)[-2000:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _tree_differences(installed: Path, checkout: Path) -> list[str]:
+    def hashes(directory: Path) -> dict[str, str]:
+        if not directory.is_dir():
+            return {}
+        return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+                for name in source_files(directory)}
+
+    ours, theirs = hashes(checkout), hashes(installed)
+    found = []
+    for name in sorted(set(ours) | set(theirs)):
+        if name not in theirs:
+            found.append(f"vaepipe/{name} (only in the checkout)")
+        elif name not in ours:
+            found.append(f"vaepipe/{name} (only in the installed package)")
+        elif ours[name] != theirs[name]:
+            found.append(f"vaepipe/{name} (differs)")
+    return found
+
+
+def install_differences(checkout: Path, info: dict | None = None) -> list[str]:
+    """How the vaepipe that the jobs import (:func:`installed_package`, or info) differs from the checkout: its
+    files under vaepipe/ (sources and package data; the same file set as the code digests) and the C++ sources
+    its compiled core was built from. Empty when the jobs run the checkout's code."""
+    checkout = Path(checkout).resolve()
+    info = installed_package() if info is None else info
+    if not info.get("package"):
+        return [f"vaepipe itself: the jobs' Python cannot import it ({info.get('error', 'a namespace package')})"]
+    found = []
+    package = Path(info["package"]).resolve().parent
+    if package != (checkout / "vaepipe").resolve():  # an editable install of this checkout is its code
+        found += _tree_differences(package, checkout / "vaepipe")
+    expected = source_digest(checkout)
+    if "core_digest" not in info:
+        found.append(f"compiled core: the jobs' Python cannot import vaepipe._core ({info.get('error')})")
+    elif expected is None:
+        found.append(f"compiled core: {checkout} has no cpp/ and CMakeLists.txt to check it against")
+    elif info["core_digest"] != expected:
+        found.append("compiled core (built from other C++ sources than the checkout's cpp/ and CMakeLists.txt)")
+    return found
+
+
+def use_workflow_checkout(basedir) -> None:
+    """Make basedir the checkout of this Snakemake process and its jobs, or refuse to run.
+
+    Called by the Snakefile, which Snakemake parses in its main process and again in every cluster job. Exports
+    VAEPIPE_WORKFLOW_DIR, so that every job records the workflow's git commit (vaepipe.io.git_commit) and checks
+    the extension against the workflow's C++ sources (:func:`core`). Raises InstallMismatch, saying what differs
+    and how to fix it, when the jobs would import other code than the checkout's (:func:`install_differences`):
+    the rules' code digests are computed from the checkout, so the jobs must run exactly that code. A
+    non-editable install of the unchanged checkout passes; set VAEPIPE_ALLOW_STALE_BUILD=1 to run anyway.
+    """
+    root = Path(basedir).resolve()
+    os.environ[WORKFLOW_DIR_ENV] = str(root)
+    info = installed_package()
+    found = install_differences(root, info)
+    if not found:
+        return
+    listed = found[:_MAX_LISTED] + ([f"... and {len(found) - _MAX_LISTED} more"] if len(found) > _MAX_LISTED
+                                    else [])
+    package = Path(info["package"]).parent if info.get("package") else "(not importable)"
+    message = (
+        f"the vaepipe that this workflow's jobs import is not the code of the workflow checkout. The code digests "
+        f"that decide what reruns come from the checkout, so the jobs would run other code than they name.\n"
+        f"  workflow checkout: {root}\n"
+        f"  jobs import:       {package}  (with {sys.executable})\n"
+        f"  compiled core:     {info.get('core', '(not importable)')}\n"
+        f"  what differs:\n" + "".join(f"    {line}\n" for line in listed) +
+        f"fix: install the checkout in editable mode, which makes every later edit the code that runs:\n"
+        f"    {rebuild_hint(root)}\n"
+        f"(the README's install command, run in {root}); or set {ALLOW_STALE_ENV}=1 to run the installed code "
+        f"anyway (its results will not match their code digests).")
+    if _allow_stale():
+        print(f"warning: {message}\n({ALLOW_STALE_ENV} is set: running anyway)", file=sys.stderr)
+        return
+    raise InstallMismatch(message)

@@ -1,8 +1,8 @@
 """Workflow configuration: loading, schema defaults, semantic checks and state-point names.
 
-The JSON schema (``workflow/schemas/config.schema.yaml``) checks each key on its own and fills in defaults.
-:func:`check_config` checks what a schema cannot: relations between keys and physical sense. Every error is a
-``ValueError`` that names the offending key, e.g.::
+The JSON schema (``vaepipe/schemas/config.schema.yaml``, package data) checks each key on its own and fills in
+defaults. :func:`check_config` checks what a schema cannot: relations between keys and physical sense. Every error
+is a ``ValueError`` that names the offending key, e.g.::
 
     config key system.n_particles = 5000: expected at most 125 particles in a 3-D box of side 5 sigma
     (number density <= 1 / sigma^3); fix: lower system.n_particles or raise system.box_length.
@@ -43,8 +43,8 @@ __all__ = [
     "heldout_state_points",
 ]
 
-#: Schema of a source checkout. Pass ``schema_path`` explicitly when vaepipe is installed away from the repository.
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+#: The config schema. Package data, so that an installed vaepipe (editable or not) finds it next to this file.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?"
 #: Regular expression of a state-point name (also the Snakemake wildcard constraint of ``{state}``).
@@ -78,12 +78,13 @@ def _get(config: dict, key: str) -> Any:
 
 
 def load_schema(schema_path: str | Path | None = None) -> dict:
-    """The config schema as a dict (default: the one of this source checkout)."""
+    """The config schema as a dict (default: the package's own, :data:`SCHEMA_PATH`)."""
     path = Path(schema_path) if schema_path is not None else SCHEMA_PATH
     if not path.is_file():
-        raise FileNotFoundError(
-            f"config schema not found at {path}; pass schema_path= (it lives in the repository at "
-            f"workflow/schemas/config.schema.yaml)")
+        fix = ("pass schema_path= an existing file" if schema_path is not None else
+               "reinstall vaepipe (python -m pip install -e <checkout>); the schema is package data at "
+               "vaepipe/schemas/config.schema.yaml")
+        raise FileNotFoundError(f"config schema not found at {path}; fix: {fix}")
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
@@ -121,7 +122,7 @@ def apply_schema(config: dict, schema_path: str | Path | None = None) -> dict:
         key = ".".join(str(p) for p in exc.absolute_path) or "<top level>"
         raise ValueError(
             f"config key {key}: {exc.message}; fix: see the key's description in "
-            f"workflow/schemas/config.schema.yaml") from None
+            f"vaepipe/schemas/config.schema.yaml") from None
     return filled
 
 

@@ -10,14 +10,25 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vaepipe._build import WORKFLOW_DIR_ENV
 from vaepipe.io._files import _jsonable, _version
 
 
-@lru_cache(maxsize=None)
 def git_commit(directory: str | None = None) -> str:
-    """Commit of the git checkout holding vaepipe's sources, with "-dirty" when it has uncommitted changes
-    ('' when not a checkout or git is missing), so a file never claims a commit whose code did not make it."""
-    directory = directory or str(Path(__file__).resolve().parent)
+    """Commit of a git checkout, with "-dirty" when it has uncommitted changes ('' when not a checkout or git is
+    missing), so a file never claims a commit whose code did not make it.
+
+    By default the workflow's checkout, VAEPIPE_WORKFLOW_DIR, which the Snakefile exports to every job: with a
+    non-editable install the package's own directory is site-packages, no checkout at all. Outside Snakemake,
+    the directory of vaepipe's sources (an editable install's checkout).
+    """
+    if directory is None:
+        directory = os.environ.get(WORKFLOW_DIR_ENV) or str(Path(__file__).resolve().parent)
+    return _git_describe(str(directory))
+
+
+@lru_cache(maxsize=None)
+def _git_describe(directory: str) -> str:
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only: never refresh the index
     try:
         out = subprocess.run(["git", "-C", directory, "describe", "--always", "--dirty", "--abbrev=40"],

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from vaepipe._build import code_digest as rule_code_digest
+from vaepipe._build import code_digest as closure_digest
 from vaepipe.config import heldout_state_points, state_points
 from vaepipe.features import CHUNK_BYTES
 from vaepipe.representations import REPRESENTATIONS, canonical_params, feature_shape
@@ -32,16 +32,18 @@ wildcard_constraints:
 NOT_FOLLOWED = {"preliminary": ("vaepipe.plots",), "sample": ("vaepipe.plots",)}
 
 
-def code_digest(rule_name):
-    """Digest of the sources the rule's script (workflow/scripts/{rule_name}.py) runs: it changes exactly when one
+def code_digest(script_name):
+    """Digest of the sources the rule's script (workflow/scripts/{script_name}.py) runs: it changes exactly when one
     of them is added, removed, renamed or edited."""
-    script = Path(workflow.basedir) / "workflow" / "scripts" / f"{rule_name}.py"
+    script = Path(workflow.basedir) / "workflow" / "scripts" / f"{script_name}.py"
     try:
-        return rule_code_digest(
-            script, Path(workflow.basedir), NOT_FOLLOWED.get(rule_name, ())
+        return closure_digest(
+            script, Path(workflow.basedir), NOT_FOLLOWED.get(script_name, ())
         )
     except (OSError, ValueError) as exc:
-        raise WorkflowError(f"code digest of rule {rule_name}: {exc}")
+        raise WorkflowError(
+            f"code digest of workflow/scripts/{script_name}.py -- {exc}"
+        )
 
 
 def _canonical(value):
