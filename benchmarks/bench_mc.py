@@ -1,4 +1,4 @@
-"""Speed of the C++ Metropolis sampler against the plain NumPy reference (tests/reference_mc.py).
+"""Speed of the C++ Metropolis sampler against the plain NumPy reference (tests/unit/reference_mc.py).
 
 Prints one table: case, ours (trial moves/s), baseline (moves/s), ratio; then the per-move cost of the large bulk
 case relative to the small one, and, when the extension honours VAEPIPE_SIMD, the speed under each SIMD level
@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the NumPy reference lives with the tests it serves
+sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the NumPy reference lives with the tests it serves
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import describe  # noqa: E402

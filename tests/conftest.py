@@ -1,4 +1,4 @@
-"""Fixtures shared by several test modules: one finished run of the tiny workflow config (test_workflow.TINY), in
+"""Fixtures shared by several test modules: one finished run of the tiny workflow config (tests/data/tiny.yaml), in
 a copy of the workflow's sources, made once per test session (a run costs minutes on 2 cores)."""
 
 import shutil
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # What a copy of the workflow needs. config.yaml stays out: like every test run, the copy runs only on the
 # schema's defaults plus the --configfile given.
 SOURCES = ("Snakefile", "environment.yml", "CMakeLists.txt", "workflow", "cpp", "vaepipe", "profiles")
@@ -38,11 +38,9 @@ def snakemake_command(workdir: Path, configfile: Path, *args: str) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_finished(tmp_path_factory):
     """A finished run of the tiny config in its own copy of the sources: (workdir, configfile)."""
-    from test_workflow import TINY
-
     base = tmp_path_factory.mktemp("tiny")
     config = base / "tiny.yaml"
-    config.write_text(TINY)
+    config.write_text((Path(__file__).parent / "data" / "tiny.yaml").read_text())
     work = checkout(base / "finished")
     proc = subprocess.run(snakemake_command(work, config), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]

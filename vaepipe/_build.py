@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -76,24 +75,6 @@ def source_digest(root: Path = REPO_ROOT) -> str | None:
     files = [p for p in cpp.rglob("*") if p.is_file() and p.suffix in {".h", ".cc", ".cpp", ".inc"}]
     files.append(cmake)
     return files_digest(root, [p.relative_to(root).as_posix() for p in files])
-
-
-@lru_cache(maxsize=1)
-def core():
-    """The compiled module ``vaepipe._core``, checked against the C++ sources of :func:`checkout_root`."""
-    root = checkout_root()
-    try:
-        from vaepipe import _core
-    except ImportError as exc:
-        raise ImportError(f"vaepipe's compiled extension (vaepipe._core) is missing: {exc}. "
-                          f"Build and install it, e.g. {rebuild_hint(root)}") from exc
-    expected = source_digest(root)
-    if expected is not None and expected != _core.source_digest and not _allow_stale():
-        raise ImportError(
-            f"vaepipe's compiled extension ({_core.__file__}) was built from different C++ sources than those in "
-            f"{root / 'cpp'} and {root / 'CMakeLists.txt'}; rebuild it with: {rebuild_hint(root)}  "
-            f"(set {ALLOW_STALE_ENV}=1 to use it anyway)")
-    return _core
 
 
 # --------------------------------------------------------------------------- code digests of the workflow's rules
@@ -211,16 +192,23 @@ def compiled_sources(root: Path = REPO_ROOT) -> list[str]:
     return [f"cpp/{name}" for name in source_files(Path(root) / "cpp")] + ["CMakeLists.txt"]
 
 
-def code_files(script: str | Path, root: Path = REPO_ROOT, stop_at=()) -> list[str]:
-    """Every source file a workflow script's job runs: its import closure, plus the compiled core's sources when
-    the closure loads the core."""
-    files, compiled = import_closure(script, root, stop_at)
+#: Modules whose imports a rule's digest does not follow, by workflow script. One exception, by design: the
+#: sampling rules do not follow vaepipe.plots, so that a cosmetic change of a figure never resamples (the
+#: preliminary figure is drawn in the same job: snakemake --forcerun preliminary redraws it).
+NOT_FOLLOWED: dict[str, tuple[str, ...]] = {"preliminary": ("vaepipe.plots",), "sample": ("vaepipe.plots",)}
+
+
+def code_files(script: str | Path, root: Path = REPO_ROOT) -> list[str]:
+    """Every source file a workflow script's job runs: its import closure (less :data:`NOT_FOLLOWED`), plus the
+    compiled core's sources when the closure loads the core."""
+    files, compiled = import_closure(script, root, NOT_FOLLOWED.get(Path(script).stem, ()))
     return files[1:] + (compiled_sources(root) if compiled else [])
 
 
-def code_digest(script: str | Path, root: Path = REPO_ROOT, stop_at=()) -> str:
+def code_digest(script: str | Path, root: Path = REPO_ROOT) -> str:
     """:func:`files_digest` of :func:`code_files`: changes exactly when a file the script's job runs changes."""
-    return files_digest(root, code_files(script, root, stop_at))
+    return files_digest(root, code_files(script, root))
+
 
 # --------------------------------------------------------------------------- installed package vs checkout
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from vaepipe import _validate
 from vaepipe.boundary import check_system
-from vaepipe._build import core
+from vaepipe._compiled import core
 
 
 def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None, tail_correction=False):

@@ -24,7 +24,7 @@ import numpy as np
 
 from vaepipe import _validate
 from vaepipe.boundary import check_system
-from vaepipe._build import core
+from vaepipe._compiled import core
 
 __all__ = ["Sampler", "simd_level", "seed_state"]
 

@@ -25,25 +25,17 @@ wildcard_constraints:
 
 
 # Each rule's params carry a digest of every package source its job runs: the import closure of its script,
-# computed from the imports themselves (vaepipe/_build.py), plus cpp/ and CMakeLists.txt when the closure loads
-# the compiled core. Snakemake sees neither the imported package nor the compiled extension by itself.
-# One exception, by design: the sampling rules do not follow vaepipe.plots, so that a cosmetic change of a figure
-# never resamples (the preliminary figure, drawn in the same job: snakemake --forcerun preliminary).
-NOT_FOLLOWED = {"preliminary": ("vaepipe.plots",), "sample": ("vaepipe.plots",)}
-
-
+# computed from the imports themselves, plus cpp/ and CMakeLists.txt when the closure loads the compiled core
+# (vaepipe/_build.py, which also names the one exception: figures never resample). Snakemake sees neither the
+# imported package nor the compiled extension by itself.
 def code_digest(script_name):
-    """Digest of the sources the rule's script (workflow/scripts/{script_name}.py) runs: it changes exactly when one
-    of them is added, removed, renamed or edited."""
+    """Digest of the sources that workflow/scripts/{script_name}.py runs: it changes exactly when one of them is
+    added, removed, renamed or edited."""
     script = Path(workflow.basedir) / "workflow" / "scripts" / f"{script_name}.py"
     try:
-        return closure_digest(
-            script, Path(workflow.basedir), NOT_FOLLOWED.get(script_name, ())
-        )
+        return closure_digest(script, Path(workflow.basedir))
     except (OSError, ValueError) as exc:
-        raise WorkflowError(
-            f"code digest of workflow/scripts/{script_name}.py -- {exc}"
-        )
+        raise WorkflowError(f"code digest of {script} -- {exc}")
 
 
 def _canonical(value):

@@ -25,7 +25,7 @@ from conftest import checkout, snakemake_command
 from test_workflow import REPRESENTATIONS, STATES, TINY, _planned_jobs
 from vaepipe import io
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UPSTREAM_OF_TRAINING = {"preliminary", "sample", "density", "featurize"}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Names that differ between PyPI and conda-forge.
 CONDA_NAMES = {}
@@ -43,7 +43,7 @@ def test_build_requirements_are_pinned_in_both():
 
 
 def test_test_extra_holds_the_build_requirements():
-    # tests/test_install.py builds a wheel without build isolation: a fresh `pip install -e ".[test]"` must
+    # tests/workflow/test_install.py builds a wheel without build isolation: a fresh `pip install -e ".[test]"` must
     # bring the build backend along, with the build-system's own pins.
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     build = dict(_parse(s) for s in pyproject["build-system"]["requires"])

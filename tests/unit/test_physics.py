@@ -4,7 +4,7 @@
 - Ideal gas under gravity between reflecting walls (one particle, so exact): the height follows the truncated
   exponential rho(z) ~ exp(-4 gamma z / T) on [0, L], and the other coordinates are uniform.
 - Bulk LJ fluid against the NIST SRSW NVT Monte Carlo table (tests/data/lj_nist_srsw_nvt.csv).
-- The seed system against tests/reference_mc.py, a plain NumPy Metropolis sampler of the same model.
+- The seed system against tests/unit/reference_mc.py, a plain NumPy Metropolis sampler of the same model.
 
 Statistical tests use fixed seeds, so each is deterministic; their thresholds (p > 1e-3 for KS, |z| < 4) make a
 false alarm from a correct sampler rare across seeds. Run with ``pytest -s`` to see the measured numbers.
@@ -26,7 +26,7 @@ from vaepipe.decorrelation import block_average, detect_equilibration, statistic
 from vaepipe.energy import potential_energy
 from vaepipe.mc import Sampler
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _load_reference():

@@ -22,7 +22,7 @@ import pytest
 from vaepipe import io
 from vaepipe.io import SUMMARY_KEYS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MAX_ERROR_RATIO = 0.5
 MAX_RMSD = 0.5  # sigma
 MIN_AUC_UNIFORM = 0.95

@@ -25,7 +25,7 @@ from conftest import checkout, snakemake_command
 from test_workflow import TINY
 from vaepipe import _build
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GIT = ["git", "-c", "user.name=vaepipe tests", "-c", "user.email=tests@vaepipe.invalid", "-c", "commit.gpgsign=false"]
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from vaepipe import config as vconfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "vaepipe" / "schemas" / "config.schema.yaml"
 
 

@@ -19,7 +19,7 @@ from vaepipe import io, sampling
 from vaepipe.mc import Sampler
 from vaepipe.seeds import derive_seed
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SYSTEM = {"n_particles": 20, "box_length": 4.5, "dim": 3, "boundary": "reflect", "cutoff": None,
           "tail_correction": False}
 STATE = {"gamma": 0.5, "temperature": 1.0}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# A single-node SLURM on this machine, for testing profiles/slurm against a real scheduler (tests/test_slurm.py).
+# A single-node SLURM on this machine, for testing profiles/slurm against a real scheduler (tests/workflow/test_slurm.py).
 #
-#   tests/cluster/slurm_localhost.sh start DIR    # write the config into DIR, start munged, slurmctld, slurmd;
+#   tests/workflow/cluster/slurm_localhost.sh start DIR    # write the config into DIR, start munged, slurmctld, slurmd;
 #                                                 # returns once the node is idle
-#   tests/cluster/slurm_localhost.sh status DIR   # exit 0 if our daemons run and the node answers
-#   tests/cluster/slurm_localhost.sh stop DIR     # stop what `start DIR` started, by PID
+#   tests/workflow/cluster/slurm_localhost.sh status DIR   # exit 0 if our daemons run and the node answers
+#   tests/workflow/cluster/slurm_localhost.sh stop DIR     # stop what `start DIR` started, by PID
 #
 # Needs root and the Debian packages: apt-get install -y --no-install-recommends slurm-wlm munge
 # No systemd, no accounting database, no cgroups: everything lives in DIR (config, state, spool, logs, pids),
@@ -55,7 +55,7 @@ write_config() {
   mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)
   mkdir -p "$dir/state" "$dir/spool"
   cat >"$dir/slurm.conf" <<EOF
-# Written by tests/cluster/slurm_localhost.sh: one node on localhost, no accounting, no cgroups.
+# Written by tests/workflow/cluster/slurm_localhost.sh: one node on localhost, no accounting, no cgroups.
 ClusterName=vaepipe-localhost
 SlurmctldHost=${host}(127.0.0.1)
 SlurmUser=root

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from vaepipe import _build
+from vaepipe import _build, _compiled
 from vaepipe.energy import potential_energy
 from vaepipe.mc import Sampler, simd_level
 
@@ -356,7 +356,7 @@ def test_tune_step_size_reaches_target_acceptance():
 # --- the build -----------------------------------------------------------------------------------------------
 
 def test_extension_was_built_from_these_sources():
-    assert _build.core().source_digest == _build.source_digest()
+    assert _compiled.core().source_digest == _build.source_digest()
 
 
 def test_source_digest_sees_a_changed_cpp_file(tmp_path):
@@ -370,6 +370,6 @@ def test_source_digest_sees_a_changed_cpp_file(tmp_path):
 
 def test_simd_level_and_compile_flags():
     assert simd_level() in ("sse2", "avx2", "avx512")
-    flags = _build.core().compile_flags
+    flags = _compiled.core().compile_flags
     for flag in ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-ffp-contract=off"):
         assert flag in flags

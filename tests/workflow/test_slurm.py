@@ -1,5 +1,5 @@
 """profiles/slurm against a real SLURM: the whole default pipeline, every job through sbatch, on a single-node
-cluster started on this machine by tests/cluster/slurm_localhost.sh (root, Debian packages slurm-wlm and munge).
+cluster started on this machine by tests/workflow/cluster/slurm_localhost.sh (root, Debian packages slurm-wlm and munge).
 
 Skipped where SLURM is not installed, unless VAEPIPE_REQUIRE_SLURM is set (CI sets it after installing SLURM):
 then anything missing is a failure. Only test-only settings are added to the profile, on the command line:
@@ -22,8 +22,8 @@ from test_workflow import REPRESENTATIONS, STATES, TINY, _planned_jobs
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parent.parent
-CLUSTER_SCRIPT = REPO / "tests" / "cluster" / "slurm_localhost.sh"
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = REPO / "tests" / "workflow" / "cluster" / "slurm_localhost.sh"
 # Snakemake is interrupted (SIGINT, the signal it obeys while jobs run) after this, killed 60 s later.
 LIMIT_S = 900
 REQUIRED = os.environ.get("VAEPIPE_REQUIRE_SLURM", "") not in ("", "0")

@@ -21,7 +21,7 @@ from vaepipe import features as F
 from vaepipe import representations as R
 from vaepipe import io
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "vaepipe" / "schemas" / "config.schema.yaml"
 L = 5.0
 

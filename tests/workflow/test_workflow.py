@@ -11,22 +11,9 @@ import pytest
 from conftest import snakemake_command
 from vaepipe import io
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STATES = ("gamma0_T1", "gamma1_T1")
-TINY = """\
-seed: 11
-system: {n_particles: 8, box_length: 4.0}
-state_points: {gamma: [0.0, 1.0], temperature: [1.0]}
-preliminary: {tune_sweeps: 200, sweeps: 4000}
-sampling: {chains: 2, samples_per_chain: 20, density_bins: 10}
-features: {voxel: {voxel_size: 0.5}}
-vae:
-  voxel: {latent_dim: 3, filters: [4, 8], dense_units: 8, epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
-  distance: {latent_dim: 3, filters: [4], dense_units: 8, epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
-  coordinates: {epochs: 2, batch_size: 16, kl_warmup_epochs: 1}
-reconstruction: {learned: {epochs: 5}}
-analysis: {num_generated: 100, landscape_grid: 9}
-"""
+TINY = (Path(__file__).resolve().parents[1] / "data" / "tiny.yaml").read_text()
 REPRESENTATIONS = ("voxel", "distance", "coordinates")
 
 
