@@ -39,8 +39,7 @@ void totalEnergies(const SystemParams& params, const double* positions, std::int
     const int dim = params.dim;
     const double L = params.boxLength;
     const double cutoff2 = params.hasCutoff() ? params.cutoff * params.cutoff : std::numeric_limits<double>::infinity();
-    const PairSumsFn kernel =
-        activeKernels().pairSums[dim == 3 ? 1 : 0][static_cast<int>(params.boundary)];
+    const PairSumsFn kernel = activeKernels().pairSums[dim == 3 ? 1 : 0][boundaryIndex(params.boundary)];
     const double tail = params.tailEnergy();
     // NaN padding beyond n keeps the kernel's tail lanes out of the sums (see Kernel.h).
     const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -57,7 +56,7 @@ void totalEnergies(const SystemParams& params, const double* positions, std::int
                         << L << "]";
                     throw std::invalid_argument(msg.str());
                 }
-                if (periodicAxis(static_cast<int>(params.boundary), k, dim) && v >= L) v -= L;
+                if (periodicAxis(params.boundary, k, dim) && v >= L) v -= L;
                 coord[k][i] = v;
             }
         }

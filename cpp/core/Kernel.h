@@ -8,6 +8,8 @@
 // trajectory on every x86-64 machine.
 #pragma once
 
+#include "Boundary.h"
+
 #include <cstdint>
 
 namespace vaepipe {
@@ -15,9 +17,14 @@ namespace vaepipe {
 // Accumulator lanes; also the padding multiple of coordinate arrays. 8 doubles = one AVX-512 register.
 constexpr std::int64_t kLanes = 8;
 
-// Whether axis k (0-based, of dim) wraps around under boundary b (the int of vaepipe::Boundary: 0 reflect,
-// 1 periodic, 2 slab = every axis but the last). Static for the same reason as paddedSize.
-static constexpr bool periodicAxis(int b, int k, int dim) { return b == 1 || (b == 2 && k < dim - 1); }
+// Whether axis k (0-based, of dim) wraps around under boundary b (slab: every axis but the last). Static for the
+// same reason as paddedSize.
+static constexpr bool periodicAxis(Boundary b, int k, int dim) {
+    return b == Boundary::Periodic || (b == Boundary::Slab && k < dim - 1);
+}
+
+// The boundary's column in KernelTable: the one place where the enum becomes an array index.
+static constexpr int boundaryIndex(Boundary b) { return static_cast<int>(b); }
 
 // constexpr (hence inline) but also static: each translation unit keeps its own copy, so the linker can never
 // pick the one compiled with AVX-512 flags for the others.
@@ -52,8 +59,7 @@ using PairEnergiesFn = PairSums (*)(const KernelArgs&, double* out, const double
 using GatherFn = void (*)(const double* src, const std::int32_t* idx, std::int64_t count, double* dst,
                           bool nearest, double center, double boxLength);
 
-// Variant index: [dim == 3][boundary] with boundary 0 reflect (no minimum image), 1 periodic (every axis),
-// 2 slab (every axis but the height).
+// Variant index: [dim == 3][boundaryIndex(boundary)]; the reflect variant has no minimum image at all.
 struct KernelTable {
     PairSumsFn pairSums[2][3];
     PairEnergiesFn pairEnergies[2][3];

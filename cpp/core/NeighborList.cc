@@ -22,10 +22,10 @@ inline double minimumImage(double d, double boxLength, bool periodic) {
 }  // namespace
 
 double NeighborList::displacement2(std::int64_t i, const double* pos, int dim, double boxLength,
-                                   int pbc) const {
+                                   Boundary boundary) const {
     double d2 = 0.0;
     for (int k = 0; k < dim; ++k) {
-        const double d = minimumImage(pos[k] - m_ref[i * dim + k], boxLength, periodicAxis(pbc, k, dim));
+        const double d = minimumImage(pos[k] - m_ref[i * dim + k], boxLength, periodicAxis(boundary, k, dim));
         d2 += d * d;
     }
     return d2;
@@ -37,17 +37,17 @@ namespace {
 // sqrt(range2) to p, except `self`; returns the new count. `out` must have room for end - begin more entries.
 // Distances go to a scratch buffer first so that loop vectorises; the compaction is branch-free.
 std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, std::int64_t begin,
-                         std::int64_t end, const double* p, int dim, double boxLength, int pbc, double range2,
-                         std::int32_t self, double* __restrict dist, std::int32_t* __restrict out,
+                         std::int64_t end, const double* p, int dim, double boxLength, Boundary boundary,
+                         double range2, std::int32_t self, double* __restrict dist, std::int32_t* __restrict out,
                          std::int64_t count) {
-    // `pbc` here asks for the minimum image per pair (on the periodic axes); the cell scan instead shifts p to
-    // the image that matches each wrapped run of cells and passes 0, which saves the wrap arithmetic.
+    // `boundary` here asks for the minimum image per pair (on the periodic axes); the cell scan instead shifts p
+    // to the image that matches each wrapped run of cells and passes Reflect, which saves the wrap arithmetic.
     const std::int64_t len = end - begin;
     const double* __restrict cx = sorted[0] + begin;
     const double* __restrict cy = sorted[1] + begin;
     const double* __restrict cz = sorted[2] + begin;  // zeros in 2D, where p[2] is 0 too
     const double px = p[0], py = p[1], pz = p[2];
-    if (pbc == 0) {
+    if (boundary == Boundary::Reflect) {
 #pragma omp simd
         for (std::int64_t m = 0; m < len; ++m) {
             const double dx = px - cx[m], dy = py - cy[m], dz = pz - cz[m];
@@ -56,9 +56,9 @@ std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, s
     } else {
         // Minimum image as min(|d|, period - |d|), with an infinite period on the axes that do not wrap.
         const double inf = std::numeric_limits<double>::infinity();
-        const double lx = periodicAxis(pbc, 0, dim) ? boxLength : inf;
-        const double ly = periodicAxis(pbc, 1, dim) ? boxLength : inf;
-        const double lz = periodicAxis(pbc, 2, dim) ? boxLength : inf;
+        const double lx = periodicAxis(boundary, 0, dim) ? boxLength : inf;
+        const double ly = periodicAxis(boundary, 1, dim) ? boxLength : inf;
+        const double lz = periodicAxis(boundary, 2, dim) ? boxLength : inf;
 #pragma omp simd
         for (std::int64_t m = 0; m < len; ++m) {
             double dx = __builtin_fabs(px - cx[m]), dy = __builtin_fabs(py - cy[m]), dz = __builtin_fabs(pz - cz[m]);
@@ -79,7 +79,7 @@ std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, s
 }  // namespace
 
 void NeighborList::build(const double* x, const double* y, const double* z, std::int64_t n, int dim,
-                         double boxLength, int pbc, double range) {
+                         double boxLength, Boundary boundary, double range) {
     if (n > INT32_MAX) throw std::invalid_argument("too many particles for the neighbour list");
     const double* coord[3] = {x, y, z};
     const double range2 = range * range;
@@ -150,12 +150,12 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
                 std::int64_t cy = ci[1] + dy;
                 std::int64_t cz = ci[2] + dz;
                 if (cy < 0 || cy >= nc) {
-                    if (!periodicAxis(pbc, 1, dim)) continue;
+                    if (!periodicAxis(boundary, 1, dim)) continue;
                     q[1] += cy < 0 ? boxLength : -boxLength;
                     cy = (cy + nc) % nc;
                 }
                 if (cz < 0 || cz >= nc) {
-                    if (!periodicAxis(pbc, 2, dim)) continue;
+                    if (!periodicAxis(boundary, 2, dim)) continue;
                     q[2] += cz < 0 ? boxLength : -boxLength;
                     cz = (cz + nc) % nc;
                 }
@@ -167,7 +167,7 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
                 std::int64_t first[2] = {std::max<std::int64_t>(lo, 0), 0};
                 std::int64_t last[2] = {std::min<std::int64_t>(hi, nc - 1), -1};
                 double qx[2] = {q[0], q[0]};
-                const bool periodicX = periodicAxis(pbc, 0, dim);
+                const bool periodicX = periodicAxis(boundary, 0, dim);
                 if (periodicX && lo < 0) {
                     first[1] = lo + nc;
                     last[1] = nc - 1;
@@ -182,7 +182,7 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
                     const double qr[3] = {qx[r], q[1], q[2]};
                     // With one cell (reach 0) there is no shift to apply: the pairs need the minimum image.
                     stored = appendClose(sorted, ids.data(), cellStart[row + first[r]], cellStart[row + last[r] + 1],
-                                         qr, dim, boxLength, reach == 0 ? pbc : 0, range2,
+                                         qr, dim, boxLength, reach == 0 ? boundary : Boundary::Reflect, range2,
                                          static_cast<std::int32_t>(i), dist.data(), m_indices.data(), stored);
                 }
             }

@@ -5,6 +5,8 @@
 // the listed neighbours: about rho (4/3) pi (rc + skin)^3 of them, independent of N.
 #pragma once
 
+#include "Boundary.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -13,9 +15,9 @@ namespace vaepipe {
 class NeighborList {
 public:
     // Builds the list for n particles with coordinates x, y, z (z ignored when dim = 2) in a box of side L;
-    // pbc is the int of vaepipe::Boundary (which axes wrap, see periodicAxis in Kernel.h).
+    // the boundary says which axes wrap (see periodicAxis in Kernel.h).
     void build(const double* x, const double* y, const double* z, std::int64_t n, int dim, double boxLength,
-               int pbc, double range);
+               Boundary boundary, double range);
 
     std::int64_t begin(std::int64_t i) const { return m_start[i]; }
     std::int64_t end(std::int64_t i) const { return m_start[i + 1]; }
@@ -26,7 +28,7 @@ public:
     }
 
     // Squared displacement of a position from particle i's position at the last build.
-    double displacement2(std::int64_t i, const double* pos, int dim, double boxLength, int pbc) const;
+    double displacement2(std::int64_t i, const double* pos, int dim, double boxLength, Boundary boundary) const;
 
     bool dirty() const { return m_dirty; }
     const std::vector<double>& reference() const { return m_ref; }

@@ -42,11 +42,11 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     // Captured once: the table is chosen at construction, under the GIL, never from worker threads.
     const KernelTable& table = activeKernels();
     const int d3 = m_dim == 3 ? 1 : 0;
-    const int per = static_cast<int>(m_params.boundary);
-    m_kernel = table.pairSums[d3][per];
-    m_openKernel = table.pairSums[d3][0];
+    const int column = boundaryIndex(m_params.boundary);
+    m_kernel = table.pairSums[d3][column];
+    m_openKernel = table.pairSums[d3][boundaryIndex(Boundary::Reflect)];
     m_gather = table.gather;
-    m_pairEnergies = table.pairEnergies[d3][per];
+    m_pairEnergies = table.pairEnergies[d3][column];
     m_kernelName = table.name;
 
     // NaN padding keeps the kernel's tail lanes out of the sums (see Kernel.h), with one extra block because
@@ -102,7 +102,7 @@ double Sampler::separation2(const double* a, const double* b) const {
     double d2 = 0.0;
     for (int k = 0; k < m_dim; ++k) {
         double d = a[k] - b[k];
-        if (periodicAxis(static_cast<int>(m_params.boundary), k, m_dim)) d -= L * std::nearbyint(d / L);
+        if (periodicAxis(m_params.boundary, k, m_dim)) d -= L * std::nearbyint(d / L);
         d2 += d * d;
     }
     return d2;
@@ -110,7 +110,7 @@ double Sampler::separation2(const double* a, const double* b) const {
 
 bool Sampler::placeRandomly(std::vector<double>& out) {
     const double L = m_params.boxLength;
-    const int pbc = static_cast<int>(m_params.boundary);
+    const Boundary boundary = m_params.boundary;
     const double min2 = kMinSeparation * kMinSeparation;
     // A grid of cells no smaller than the separation: a candidate only meets particles in adjacent cells.
     const auto nc = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(L / kMinSeparation)));
@@ -135,7 +135,7 @@ bool Sampler::placeRandomly(std::vector<double>& out) {
                         bool inside = true;
                         for (int k = 0; k < m_dim; ++k) {
                             if (cc[k] < 0 || cc[k] >= nc) {
-                                if (!periodicAxis(pbc, k, m_dim)) inside = false;
+                                if (!periodicAxis(boundary, k, m_dim)) inside = false;
                                 cc[k] = (cc[k] + nc) % nc;
                             }
                         }
@@ -228,7 +228,7 @@ void Sampler::setPositions(const std::vector<double>& rowMajor) {
             throw std::invalid_argument(msg.str());
         }
         // A periodic axis is half-open; L is the same point as 0.
-        if (periodicAxis(static_cast<int>(m_params.boundary), static_cast<int>(v % m_dim), m_dim) && p[v] >= L) {
+        if (periodicAxis(m_params.boundary, static_cast<int>(v % m_dim), m_dim) && p[v] >= L) {
             p[v] -= L;
         }
     }
@@ -331,13 +331,13 @@ PairSums Sampler::pairSumsNeighbors(std::int64_t i, const double* oldPos, const 
     // at the trial position has every coordinate difference below cutoff + step <= L/2 at the old position, so
     // the image nearest the old position is the one that counts; pairs beyond the cutoff add 0 whichever image
     // is used. With a larger step the periodic kernel takes the minimum image pair by pair.
-    const int pbc = static_cast<int>(m_params.boundary);
-    const bool unwrap = pbc != 0 && m_params.cutoff + m_stepSize <= 0.5 * L;
+    const Boundary boundary = m_params.boundary;
+    const bool unwrap = boundary != Boundary::Reflect && m_params.cutoff + m_stepSize <= 0.5 * L;
     const double* src[3] = {m_x.data(), m_y.data(), m_z.data()};
     double* dst[3] = {m_gx.data(), m_gy.data(), m_gz.data()};
     KernelArgs a{};
     for (int k = 0; k < m_dim; ++k) {
-        const bool near = unwrap && periodicAxis(pbc, k, m_dim);
+        const bool near = unwrap && periodicAxis(boundary, k, m_dim);
         m_gather(src[k], idx, count, dst[k], near, oldPos[k], L);
         a.oldPos[k] = oldPos[k];
         const double d = newPos[k] - oldPos[k];
@@ -383,8 +383,7 @@ void Sampler::setNeighborReference(const std::vector<double>& rowMajor) {
 void Sampler::rebuildNeighborList() { buildNeighborList(m_x.data(), m_y.data(), m_z.data()); }
 
 void Sampler::buildNeighborList(const double* x, const double* y, const double* z) {
-    m_list.build(x, y, z, m_n, m_dim, m_params.boxLength, static_cast<int>(m_params.boundary),
-                 m_params.cutoff + m_skin);
+    m_list.build(x, y, z, m_n, m_dim, m_params.boxLength, m_params.boundary, m_params.cutoff + m_skin);
     const std::int64_t cap = paddedSize(m_list.maxCount());
     if (static_cast<std::int64_t>(m_gx.size()) < cap) {
         m_gx.assign(cap, 0.0);
@@ -395,7 +394,7 @@ void Sampler::buildNeighborList(const double* x, const double* y, const double* 
 
 // The move loop is compiled per (dimension, boundary, neighbour list) so that none of these is a branch in the
 // hot path.
-template <int Dim, int Pbc, bool UseList, bool UseCache>
+template <int Dim, Boundary B, bool UseList, bool UseCache>
 void Sampler::moves(std::int64_t count) {
     const double L = m_params.boxLength;
     const double step = m_stepSize;
@@ -416,7 +415,7 @@ void Sampler::moves(std::int64_t count) {
         double newPos[3] = {oldPos[0], oldPos[1], oldPos[2]};
         for (int k = 0; k < Dim; ++k) {
             double v = oldPos[k] + rng.uniform(-step, step);
-            if (periodicAxis(Pbc, k, Dim)) {
+            if (periodicAxis(B, k, Dim)) {
                 if (v < 0.0) v += L;
                 if (v >= L) v -= L;
             } else {
@@ -432,7 +431,7 @@ void Sampler::moves(std::int64_t count) {
         if constexpr (UseCache) {
             sums = pairEnergiesAllPairs(i, newPos, m_newPair.data(), m_pairCache.data() + i * m_stride);
         } else if constexpr (UseList) {
-            farFromBuild = m_list.displacement2(i, newPos, Dim, L, Pbc) > halfSkin2;
+            farFromBuild = m_list.displacement2(i, newPos, Dim, L, B) > halfSkin2;
             // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.
             if (farFromBuild) {
                 sums = pairSumsAllPairs(i, oldPos, newPos);
@@ -486,22 +485,22 @@ void Sampler::run(std::int64_t sweeps) {
     // priced over all pairs and each accepted one forcing a rebuild: plain all pairs is far cheaper then.
     const bool list = m_useList && (m_neighborMode != NeighborMode::Auto || m_stepSize <= 0.25 * m_skin);
     if (m_useList && !list) m_list.markDirty();  // moves made without the list invalidate it
-    auto dispatch = [&](auto dim, auto pbc) {
+    auto dispatch = [&](auto dim, auto boundary) {
         constexpr int D = decltype(dim)::value;
-        constexpr int P = decltype(pbc)::value;
+        constexpr Boundary B = decltype(boundary)::value;
         if (list) {
-            moves<D, P, true, false>(count);
+            moves<D, B, true, false>(count);
         } else if (m_useCache) {
-            moves<D, P, false, true>(count);
+            moves<D, B, false, true>(count);
         } else {
-            moves<D, P, false, false>(count);
+            moves<D, B, false, false>(count);
         }
     };
     auto byBoundary = [&](auto dim) {
         switch (m_params.boundary) {
-            case Boundary::Reflect: dispatch(dim, std::integral_constant<int, 0>{}); break;
-            case Boundary::Periodic: dispatch(dim, std::integral_constant<int, 1>{}); break;
-            case Boundary::Slab: dispatch(dim, std::integral_constant<int, 2>{}); break;
+            case Boundary::Reflect: dispatch(dim, std::integral_constant<Boundary, Boundary::Reflect>{}); break;
+            case Boundary::Periodic: dispatch(dim, std::integral_constant<Boundary, Boundary::Periodic>{}); break;
+            case Boundary::Slab: dispatch(dim, std::integral_constant<Boundary, Boundary::Slab>{}); break;
         }
     };
     m_dim == 3 ? byBoundary(std::integral_constant<int, 3>{}) : byBoundary(std::integral_constant<int, 2>{});

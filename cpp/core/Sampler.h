@@ -84,7 +84,7 @@ public:
     static constexpr std::int64_t kMaxCachedParticles = 1024;
 
 private:
-    template <int Dim, int Pbc, bool UseList, bool UseCache>
+    template <int Dim, Boundary B, bool UseList, bool UseCache>
     void moves(std::int64_t count);
     void fillPairCache();
     void rebuildNeighborList();

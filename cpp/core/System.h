@@ -5,15 +5,13 @@
 // where z is the last coordinate (height above the floor, in [0, L]). gamma = m g sigma / (4 epsilon).
 #pragma once
 
+#include "Boundary.h"
+
 #include <cmath>
 #include <limits>
 #include <string>
 
 namespace vaepipe {
-
-// Reflect: closed box, mirrored walls on every axis. Periodic: minimum image on every axis. Slab: periodic
-// along the horizontal axes, walls along the height (the last axis) -- a film of fluid on a floor.
-enum class Boundary { Reflect = 0, Periodic = 1, Slab = 2 };
 
 inline const char* boundaryName(Boundary b) {
     return b == Boundary::Reflect ? "reflect" : b == Boundary::Periodic ? "periodic" : "slab";
