@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 # What a copy of the workflow needs. config.yaml stays out: like every test run, the copy runs only on the
 # schema's defaults plus the --configfile given.
 SOURCES = ("Snakefile", "environment.yml", "CMakeLists.txt", "workflow", "cpp", "vaepipe", "profiles")
