@@ -23,8 +23,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from vaepipe.io._files import (
-    _FLOAT,
-    _INT,
     _STR,
     _attr_value,
     _jsonable,
@@ -33,7 +31,7 @@ from vaepipe.io._files import (
     _version,
     atomic_path,
 )
-from vaepipe.io.samples import SAMPLES_FORMAT
+from vaepipe.io.samples import SAMPLES_ATTRS, SAMPLES_FORMAT
 from vaepipe.representations import REGISTRY
 
 
@@ -44,14 +42,9 @@ FEATURES_FORMAT = "vaepipe-features-1"
 FEATURES_ATTRS: dict[str, str] = {
     "representation": _STR,
     "state": _STR,
-    "gamma": _FLOAT,
-    "temperature": _FLOAT,
-    "n_particles": _INT,
-    "box_length": _FLOAT,
-    "dim": _INT,
-    "boundary": _STR,
-    "seed": _INT,
-    "vaepipe_version": _STR,
+    # the state point and system, as in the samples file the features come from
+    **{k: SAMPLES_ATTRS[k] for k in ("gamma", "temperature", "n_particles", "box_length", "dim", "boundary", "seed",
+                                     "vaepipe_version")},
     "file_format": _STR,
 }
 
