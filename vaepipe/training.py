@@ -32,7 +32,7 @@ __all__ = [
     "configure_threads",
     "build_model",
     "train_vae",
-    "reconstruct",
+    "decode",
     "encode",
     "evaluate",
     "reconstruction_errors",
@@ -236,7 +236,7 @@ def encode(model, features: np.ndarray, batch_size: int = 256) -> tuple[np.ndarr
     return np.asarray(z_mean), np.asarray(z_log_var)
 
 
-def reconstruct(model, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def decode(model, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Decoded posterior means, the deterministic reconstruction: same shape as ``features``."""
     z_mean, _ = encode(model, features, batch_size)
     return np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
@@ -326,4 +326,4 @@ def reconstruction_figure(model, data: TrainingData, split: str = "test"):
     x = data.split(split)[rows]
     rep = representations.get(data.representation)
     figure = getattr(plots, rep.figure)
-    return figure(x, reconstruct(model, x), *rep.figure_args(data.attrs), labels=names)
+    return figure(x, decode(model, x), *rep.figure_args(data.attrs), labels=names)
