@@ -4,8 +4,10 @@
 
 Every file but the wall-time benchmarks (results/benchmarks/) must exist in both trees and be byte-identical once
 each tree's git commit (40 hex digits, optionally "-dirty", as vaepipe.io.git_commit writes it) is replaced by a
-placeholder of the same length. Containers whose bytes checksum their content are compared by content: PNG files
-chunk by chunk (text chunks without their CRC), .keras zip archives member by member. Prints one line per file
+placeholder of the same length, and so is every code digest (64 hex digits: a rule's ``code`` parameter, which
+provenance records with the rule's config). Containers whose bytes checksum or re-encode their content are compared
+by content: PNG files chunk by chunk (text chunks without their CRC), .keras zip archives member by member, Parquet
+files as tables plus their key-value metadata (pyarrow also stores the metadata base64-encoded). Prints one line per file
 and a verdict; exits 1 on any difference.
 """
 
@@ -42,7 +44,18 @@ def _zip_members(path: Path) -> list[tuple[str, bytes]]:
         return [(info.filename, _mask(archive.read(info))) for info in archive.infolist()]
 
 
+def _parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    metadata = {k: _mask(v) for k, v in (table.schema.metadata or {}).items() if k != b"ARROW:schema"}
+    return table.replace_schema_metadata(None), metadata
+
+
 def same(a: Path, b: Path) -> bool:
+    if a.suffix == ".parquet":
+        (table_a, meta_a), (table_b, meta_b) = _parquet(a), _parquet(b)
+        return table_a.equals(table_b) and meta_a == meta_b
     if a.suffix == ".png":
         return _png_chunks(a.read_bytes()) == _png_chunks(b.read_bytes())
     if a.suffix == ".keras":
