@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from vaepipe.config import heldout_state_points, load_config, state_points
-from vaepipe.features import feature_shape
+from vaepipe.representations import feature_shape
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "config" / "paper.yaml"
