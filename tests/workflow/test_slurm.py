@@ -138,9 +138,10 @@ def test_every_job_ran_in_a_completed_slurm_job(run):
     assert planned and dict(inside) == planned
 
 
-def test_profile_groups_and_gpu_request(run):
+def test_profile_groups_and_no_gpu_unless_the_config_asks(run):
     """The profile's batching: one SLURM job per state point for its preliminary and production runs, one for all
-    density figures and features, each training alone and with a GPU, one for all steps that read the models."""
+    density figures and features, each training alone, one for all steps that read the models. The test node has
+    no GPU and the tiny config asks for none (vae.gpus: 0): no job requests one."""
     work, log, returncode, _ = run
     assert returncode == 0, log[-3000:]
     by_job = {p.stem: _jobs_run_inside(p) for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")}
@@ -160,7 +161,25 @@ def test_profile_groups_and_gpu_request(run):
     for job in training:
         assert len(by_job[job]) == 1
         details = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
-        assert re.search(r"TresPerJob=\S*gpu:1", details), details
+        assert "gpu" not in details.lower(), details
     model_use = holding({"encode", "anomaly", "latent_analysis"})
     assert len(model_use) == 1
     assert Counter(rule for rule, _ in by_job[model_use.pop()])["encode"] == len(REPRESENTATIONS)
+
+
+def test_gpus_follow_the_config(run, tmp_path):
+    """vae.gpus: 1 makes every training job ask sbatch for --gpus=1 (config/paper.yaml does), which this GPU-less
+    node refuses: the request comes from the config, and the profile forces none."""
+    work, log, returncode, _ = run
+    assert returncode == 0, log[-3000:]
+    config, gpus = tmp_path / "tiny.yaml", tmp_path / "gpus.yaml"
+    config.write_text(TINY)
+    gpus.write_text("vae: {threads: 1, gpus: 1}\n")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(config), str(gpus), "--profile", str(REPO / "profiles" / "slurm"),
+           "--workflow-profile", "none", "--slurm-status-command", "squeue", "--latency-wait", "10",
+           "--cores", str(len(os.sched_getaffinity(0))), "--forcerun", "train_vae", "--until", "train_vae"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-3000:]
+    assert "--gpus=1" in text and re.search(r"(?i)invalid generic resource", text), text[-3000:]

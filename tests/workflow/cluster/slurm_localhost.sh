@@ -9,9 +9,10 @@
 # Needs root and the Debian packages: apt-get install -y --no-install-recommends slurm-wlm munge
 # No systemd, no accounting database, no cgroups: everything lives in DIR (config, state, spool, logs, pids),
 # except /etc/slurm/slurm.conf, which must be a symlink to DIR/slurm.conf because the SLURM executor plugin's job
-# step drops SLURM_CONF from the environment (srun then finds no configuration). The node offers $(nproc) CPUs,
-# 80% of the memory and one count-only "gpu" GRES (no device behind it), so that a job asking --gpus=1 is
-# scheduled as it would be on a GPU node; such a job still computes on the CPU.
+# step drops SLURM_CONF from the environment (srun then finds no configuration). The node offers $(nproc) CPUs
+# and 80% of the memory, and no GPU, like most clusters' CPU partitions: sbatch refuses a job that asks for one.
+# With SLURM_TEST_GPUS=1 in the environment of `start`, it also offers one count-only "gpu" GRES (no device
+# behind it), so that a job asking --gpus=1 is scheduled as on a GPU node; such a job still computes on the CPU.
 set -euo pipefail
 
 SLURM_CONF_LINK=/etc/slurm/slurm.conf
@@ -48,9 +49,10 @@ check_installed() {
 }
 
 write_config() {
-  local dir=$1 host cpus mem_mb
+  local dir=$1 host cpus mem_mb gres=""
   host=$(hostname -s)
   cpus=$(nproc)
+  [[ ${SLURM_TEST_GPUS:-0} == 1 ]] && gres=" Gres=gpu:1"
   # Below the machine's memory, or slurmd reports "Low RealMemory" and the node drains.
   mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)
   mkdir -p "$dir/state" "$dir/spool"
@@ -79,13 +81,17 @@ ReturnToService=2
 # test's final check of every job rely on it.
 MinJobAge=3600
 GresTypes=gpu
-NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:1 State=UNKNOWN
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb}${gres} State=UNKNOWN
 PartitionName=localhost Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
-  # slurmd drops a GPU without a device file, so an empty regular file stands in for one. Without cgroups
-  # nothing is bound to the job: the GRES only makes --gpus=1 schedulable.
-  : >"$dir/fake-gpu0"
-  printf 'NodeName=%s Name=gpu File=%s\n' "$host" "$dir/fake-gpu0" >"$dir/gres.conf"
+  if [[ -n $gres ]]; then
+    # slurmd drops a GPU without a device file, so an empty regular file stands in for one. Without cgroups
+    # nothing is bound to the job: the GRES only makes --gpus=1 schedulable.
+    : >"$dir/fake-gpu0"
+    printf 'NodeName=%s Name=gpu File=%s\n' "$host" "$dir/fake-gpu0" >"$dir/gres.conf"
+  else
+    : >"$dir/gres.conf"
+  fi
 }
 
 link_config() {
