@@ -18,13 +18,6 @@ from vaepipe.representations._base import FeatureSet, Representation
 from vaepipe.representations.voxel import conv_model_kwargs
 
 
-def num_anchors(spec, dim: int) -> int:
-    """How many anchor points an anchors spec gives in dim dimensions."""
-    if isinstance(spec, str):
-        return {"none": 0, "corners": 2**dim}.get(spec, 0)
-    return len(spec)
-
-
 class Distance(Representation):
     name = "distance"
     defaults = {"anchors": "corners"}
@@ -43,7 +36,7 @@ class Distance(Representation):
         return {"anchors": json.loads(attrs["anchors"])}
 
     def feature_shape(self, params, n_particles, dim, box_length):
-        size = n_particles + num_anchors(params["anchors"], dim)
+        size = n_particles + len(box_anchors(box_length, dim, params["anchors"]))
         return (size, size)
 
     def file_shape(self, attrs, num_anchors):
