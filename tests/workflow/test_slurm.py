@@ -182,4 +182,6 @@ def test_gpus_follow_the_config(run, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]
-    assert "--gpus=1" in text and re.search(r"(?i)invalid generic resource", text), text[-3000:]
+    # SLURM's words for a GPU request on a cluster without GPUs
+    refused = r"(?i)invalid generic resource|requested node configuration is not available"
+    assert re.search(r"sbatch .*--gpus=1", text) and re.search(refused, text), text[-3000:]

@@ -49,10 +49,13 @@ check_installed() {
 }
 
 write_config() {
-  local dir=$1 host cpus mem_mb gres=""
+  local dir=$1 host cpus mem_mb gres="" gres_types="# no GresTypes: no GPU on this node"
   host=$(hostname -s)
   cpus=$(nproc)
-  [[ ${SLURM_TEST_GPUS:-0} == 1 ]] && gres=" Gres=gpu:1"
+  if [[ ${SLURM_TEST_GPUS:-0} == 1 ]]; then
+    gres=" Gres=gpu:1"
+    gres_types="GresTypes=gpu"
+  fi
   # Below the machine's memory, or slurmd reports "Low RealMemory" and the node drains.
   mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)
   mkdir -p "$dir/state" "$dir/spool"
@@ -80,7 +83,7 @@ ReturnToService=2
 # Finished jobs stay visible to squeue for an hour: the plugin's squeue status checks (no sacct here) and the
 # test's final check of every job rely on it.
 MinJobAge=3600
-GresTypes=gpu
+${gres_types}
 NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb}${gres} State=UNKNOWN
 PartitionName=localhost Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
