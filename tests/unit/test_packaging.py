@@ -15,9 +15,10 @@ CONDA_ONLY = {"python", "pip", "cxx-compiler", "cmake", "ninja"}
 
 
 def _parse(spec: str) -> tuple[str, str]:
-    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(?:>=\s*([0-9][0-9A-Za-z.]*))?\s*", spec)
-    assert m, f"cannot parse dependency {spec!r}: use 'name' or 'name>=version'"
-    return m.group(1).lower(), m.group(2) or ""
+    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(?:>=\s*([0-9][0-9A-Za-z.]*))?\s*(?:,\s*<\s*([0-9][0-9A-Za-z.]*))?\s*",
+                     spec)
+    assert m, f"cannot parse dependency {spec!r}: use 'name', 'name>=version' or 'name>=version,<version'"
+    return m.group(1).lower(), (m.group(2) or "") + (f",<{m.group(3)}" if m.group(3) else "")
 
 
 def test_environment_yml_matches_pyproject():
@@ -52,3 +53,10 @@ def test_test_extra_holds_the_build_requirements():
         assert test.get(name) == version, (
             f"build requirement {name}>={version}: expected the same pin in [project.optional-dependencies] test, "
             f"found {test.get(name)!r}; fix: add \"{name}>={version}\" to the test extra")
+
+
+def test_keras_is_pinned_below_its_next_major():
+    """vaepipe.io.models rewrites the .keras archive's members, which relies on Keras 3's file layout."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    keras = dict(_parse(s) for s in project["dependencies"])["keras"]
+    assert keras.endswith(",<4"), keras
