@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -96,11 +97,25 @@ def _module_file(root: Path, module: str) -> Path | None:
     return None
 
 
+@lru_cache(maxsize=None)
+def _parse(path: str, mtime_ns: int, size: int):
+    import ast
+
+    return ast.parse(Path(path).read_text(encoding="utf-8"))
+
+
+def _tree(source: Path):
+    """The parsed source file, once per version of it: the Snakefile computes every rule's closure, and each
+    closure visits the same few dozen files."""
+    stat = source.stat()
+    return _parse(str(source), stat.st_mtime_ns, stat.st_size)
+
+
 def _lazy_exports(source: Path) -> dict[str, str] | None:
     """A lazy package's ``EXPORTS = {name: submodule}`` (see vaepipe/io/__init__.py), or None for an eager one."""
     import ast
 
-    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+    for node in _tree(source).body:
         target = getattr(node, "target", None) or (node.targets[0] if isinstance(node, ast.Assign) else None)
         if isinstance(target, ast.Name) and target.id == "EXPORTS" and isinstance(node.value, ast.Dict):
             return {ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(node.value.keys, node.value.values)}
@@ -129,7 +144,7 @@ def _imports(root: Path, module: str, source: Path) -> set[str]:
             found.update(_submodules(root, name))
 
     package = module if source.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+    for node in ast.walk(_tree(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "vaepipe":

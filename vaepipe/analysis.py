@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 
-_fail = error
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def latent_pca(z) -> PCAPlane:
     """PCA of latent means z (S, D), D >= 1; with D = 1 the second direction is zero."""
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] < 3:
-        raise _fail("z", f"<array of shape {z.shape}>", "shape (S, D) with S >= 3 samples")
+        raise error("z", f"<array of shape {z.shape}>", "shape (S, D) with S >= 3 samples")
     mean = z.mean(axis=0)
     _, singular, vt = np.linalg.svd(z - mean, full_matrices=False)
     variance = singular ** 2 / (z.shape[0] - 1)
@@ -93,7 +92,7 @@ def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0
     z = np.asarray(z, dtype=np.float64)
     gamma = np.asarray(gamma, dtype=np.float64)
     if z.ndim != 2 or gamma.shape != (z.shape[0],):
-        raise _fail("z, gamma", f"<shapes {z.shape}, {gamma.shape}>", "(S, D) latent means and (S,) gammas")
+        raise error("z, gamma", f"<shapes {z.shape}, {gamma.shape}>", "(S, D) latent means and (S,) gammas")
     values, labels, counts = np.unique(gamma, return_inverse=True, return_counts=True)
     out = {"num_gammas": int(values.size), "num_samples": int(z.shape[0]),
            "chance": float(counts.max() / counts.sum())}
@@ -102,7 +101,7 @@ def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0
         return out
     folds = int(min(folds, counts.min()))
     if folds < 2:
-        raise _fail("samples per gamma", int(counts.min()), "at least 2 for cross-validation", "sample more")
+        raise error("samples per gamma", int(counts.min()), "at least 2 for cross-validation", "sample more")
     out["silhouette"] = float(silhouette_score(z, labels))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(seed))
     scores = cross_val_score(KNeighborsClassifier(n_neighbors=int(neighbors)), z, labels, cv=splitter)
@@ -118,7 +117,7 @@ def roc(normal_scores, anomaly_scores) -> dict:
     normal = np.asarray(normal_scores, dtype=np.float64).ravel()
     anomalous = np.asarray(anomaly_scores, dtype=np.float64).ravel()
     if normal.size == 0 or anomalous.size == 0:
-        raise _fail("scores", f"<{normal.size} normal, {anomalous.size} anomalous>", "both non-empty")
+        raise error("scores", f"<{normal.size} normal, {anomalous.size} anomalous>", "both non-empty")
     # A non-finite score (a decoder overflow) is the most anomalous possible, not an error.
     scores = np.nan_to_num(np.concatenate([normal, anomalous]), nan=np.inf)
     scores = np.where(np.isinf(scores), np.finfo(np.float64).max * np.sign(scores), scores)
@@ -140,10 +139,10 @@ def inject_overlap(positions, box_length: float, rng: np.random.Generator, dista
     """
     x = np.array(positions, dtype=np.float64)
     if x.ndim != 3 or x.shape[1] < 2:
-        raise _fail("positions", f"<array of shape {x.shape}>", "shape (S, N, dim) with N >= 2")
+        raise error("positions", f"<array of shape {x.shape}>", "shape (S, N, dim) with N >= 2")
     low, high = float(distance[0]), float(distance[1])
     if not 0 < low <= high:
-        raise _fail("distance", distance, "a range (low, high) with 0 < low <= high, sigma")
+        raise error("distance", distance, "a range (low, high) with 0 < low <= high, sigma")
     num, n, dim = x.shape
     for s in range(num):
         best, best_gap = None, -np.inf

@@ -66,12 +66,11 @@ _IMAGES = 2  # periodic images on each side of the box summed along a periodic a
 # --------------------------------------------------------------------------- argument checks
 
 
-_fail = error
 
 
 def _box_length(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise _fail("box_length", value, "a positive finite number (sigma)")
+        raise error("box_length", value, "a positive finite number (sigma)")
     return float(value)
 
 
@@ -84,20 +83,20 @@ def _positions(positions: Any, box_length: float) -> tuple[np.ndarray, bool]:
     try:
         arr = np.asarray(positions, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise _fail("positions", type(positions).__name__, "an array of coordinates of shape (N, dim) or "
+        raise error("positions", type(positions).__name__, "an array of coordinates of shape (N, dim) or "
                     "(S, N, dim)") from exc
     if arr.ndim not in (2, 3) or arr.shape[-1] not in (2, 3) or arr.shape[-2] == 0:
-        raise _fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3 "
+        raise error("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3 "
                     "and N >= 1", "pass one configuration or a stack of them, coordinates last")
     single = arr.ndim == 2
     if single:
         arr = arr[None]
     if arr.size and not np.all(np.isfinite(arr)):
-        raise _fail("positions", "<array with NaN or inf>", "finite coordinates")
+        raise error("positions", "<array with NaN or inf>", "finite coordinates")
     if arr.size:
         lo, hi = float(arr.min()), float(arr.max())
         if lo < 0.0 or hi > box_length:
-            raise _fail("positions", f"<array with coordinates in [{lo:g}, {hi:g}]>",
+            raise error("positions", f"<array with coordinates in [{lo:g}, {hi:g}]>",
                         f"coordinates inside the box [0, box_length={box_length:g}] (sigma)",
                         "pass positions in sigma with the box_length they were sampled in")
     return arr, single
@@ -122,7 +121,7 @@ def num_cells(box_length: float, voxel_size: float) -> int:
     box_length = _box_length(box_length)
     if (isinstance(voxel_size, bool) or not isinstance(voxel_size, numbers.Real) or not math.isfinite(voxel_size)
             or voxel_size <= 0):
-        raise _fail("voxel_size", voxel_size, "a positive finite number (sigma)")
+        raise error("voxel_size", voxel_size, "a positive finite number (sigma)")
     ratio = box_length / float(voxel_size)
     n = round(ratio)
     if n >= 1 and abs(ratio - n) <= _CELL_RTOL * ratio:
@@ -197,23 +196,23 @@ def voxel_grid(positions, box_length: float, voxel_size: float, method: str = "c
     box_length = _box_length(box_length)
     n = num_cells(box_length, voxel_size)
     if method not in VOXEL_METHODS:
-        raise _fail("method", method, f"one of {VOXEL_METHODS}")
+        raise error("method", method, f"one of {VOXEL_METHODS}")
     if normalize not in NORMALIZATIONS:
-        raise _fail("normalize", normalize, f"one of {NORMALIZATIONS}")
+        raise error("normalize", normalize, f"one of {NORMALIZATIONS}")
     boundary = _boundary(boundary)
     arr, single = _positions(positions, box_length)
     num, n_particles, dim = arr.shape
     wrapped = periodic_axes(boundary, dim)
     if method == "gaussian":
         if width is None:
-            raise _fail("width", width, "the Gaussian's standard deviation in sigma (> 0) with method='gaussian'",
+            raise error("width", width, "the Gaussian's standard deviation in sigma (> 0) with method='gaussian'",
                         "pass width=, e.g. half a voxel_size or more")
         if (isinstance(width, bool) or not isinstance(width, numbers.Real) or not math.isfinite(width)
                 or width <= 0):
-            raise _fail("width", width, "a positive finite number (sigma)")
+            raise error("width", width, "a positive finite number (sigma)")
         width = float(width)
         if wrapped and width > MAX_PERIODIC_WIDTH_FRACTION * box_length:
-            raise _fail("width", width, f"at most box_length / 4 = {MAX_PERIODIC_WIDTH_FRACTION * box_length:g} "
+            raise error("width", width, f"at most box_length / 4 = {MAX_PERIODIC_WIDTH_FRACTION * box_length:g} "
                         f"sigma with boundary {boundary!r} (a wider Gaussian wraps into a nearly uniform grid)",
                         "lower width or raise voxel resolution instead")
 
@@ -265,9 +264,9 @@ def sort_by_origin_distance(positions) -> tuple[np.ndarray, np.ndarray]:
     """
     arr = np.asarray(positions, dtype=np.float64)
     if arr.ndim not in (2, 3) or arr.shape[-1] not in (2, 3):
-        raise _fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
+        raise error("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
     if arr.size and not np.all(np.isfinite(arr)):
-        raise _fail("positions", "<array with NaN or inf>", "finite coordinates")
+        raise error("positions", "<array with NaN or inf>", "finite coordinates")
     order = np.argsort(np.einsum("...i,...i->...", arr, arr), axis=-1, kind="stable").astype(np.int64)
     return np.take_along_axis(arr, order[..., None], axis=-2), order
 
@@ -282,25 +281,25 @@ def box_anchors(box_length: float, dim: int, anchors: Any) -> np.ndarray:
     """
     box_length = _box_length(box_length)
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim not in (2, 3):
-        raise _fail("dim", dim, "2 or 3")
+        raise error("dim", dim, "2 or 3")
     dim = int(dim)
     if isinstance(anchors, str):
         if anchors == "none":
             return np.zeros((0, dim))
         if anchors == "corners":
             return np.array(list(itertools.product((0.0, box_length), repeat=dim)))
-        raise _fail("anchors", anchors, "'none', 'corners' or a list of points [[x, y(, z)], ...] in sigma")
+        raise error("anchors", anchors, "'none', 'corners' or a list of points [[x, y(, z)], ...] in sigma")
     try:
         points = np.asarray(anchors, dtype=np.float64)
     except (TypeError, ValueError):
-        raise _fail("anchors", anchors, "'none', 'corners' or a list of points [[x, y(, z)], ...] in sigma") from None
+        raise error("anchors", anchors, "'none', 'corners' or a list of points [[x, y(, z)], ...] in sigma") from None
     if points.size == 0:
         return np.zeros((0, dim))
     if points.ndim != 2 or points.shape[1] != dim:
-        raise _fail("anchors", anchors, f"a list of points with {dim} coordinates each (shape (A, {dim})), got "
+        raise error("anchors", anchors, f"a list of points with {dim} coordinates each (shape (A, {dim})), got "
                     f"shape {points.shape}")
     if not np.all(np.isfinite(points)) or points.min() < 0.0 or points.max() > box_length:
-        raise _fail("anchors", anchors, f"points inside the box [0, {box_length:g}]^{dim} (sigma)")
+        raise error("anchors", anchors, f"points inside the box [0, {box_length:g}]^{dim} (sigma)")
     return points
 
 
@@ -335,7 +334,7 @@ def distance_matrix(positions, box_length: float, anchors=None, boundary: str = 
         anchors = np.zeros((0, dim))
     anchors = np.asarray(anchors, dtype=np.float64)
     if anchors.ndim != 2 or anchors.shape[1] != dim:
-        raise _fail("anchors", f"<array of shape {anchors.shape}>", f"shape (A, {dim}) to match the positions",
+        raise error("anchors", f"<array of shape {anchors.shape}>", f"shape (A, {dim}) to match the positions",
                     "build them with box_anchors(box_length, dim, spec)")
     sorted_positions, order = sort_by_origin_distance(arr)
     size = n_particles + anchors.shape[0]
@@ -373,7 +372,7 @@ def sorted_coordinates(positions, box_length: float, sort_axis: int = 0) -> tupl
     arr, single = _positions(positions, box_length)
     num, n_particles, dim = arr.shape
     if isinstance(sort_axis, bool) or not isinstance(sort_axis, numbers.Integral) or not 0 <= sort_axis < dim:
-        raise _fail("sort_axis", sort_axis, f"an integer in [0, {dim - 1}] (0 = x, {dim - 1} = height)")
+        raise error("sort_axis", sort_axis, f"an integer in [0, {dim - 1}] (0 = x, {dim - 1} = height)")
     order = np.argsort(arr[..., int(sort_axis)], axis=-1, kind="stable").astype(np.int64)
     coords = (np.take_along_axis(arr, order[..., None], axis=-2) / box_length).reshape(num, n_particles * dim)
     coords = coords.astype(np.float32)

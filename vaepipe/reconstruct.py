@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 
-_fail = error
 
 
 def _batch(array, name: str, ndim: int, what: str) -> tuple[np.ndarray, bool]:
@@ -51,15 +50,15 @@ def _batch(array, name: str, ndim: int, what: str) -> tuple[np.ndarray, bool]:
     if arr.ndim == ndim - 1:
         return arr[None], True
     if arr.ndim != ndim:
-        raise _fail(name, f"<array of shape {arr.shape}>", what)
+        raise error(name, f"<array of shape {arr.shape}>", what)
     if arr.size and not np.all(np.isfinite(arr)):
-        raise _fail(name, "<array with NaN or inf>", "finite values")
+        raise error(name, "<array with NaN or inf>", "finite values")
     return arr, False
 
 
 def _dim(dim) -> int:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim not in (2, 3):
-        raise _fail("dim", repr(dim), "2 or 3")
+        raise error("dim", repr(dim), "2 or 3")
     return int(dim)
 
 
@@ -100,11 +99,11 @@ def classical_mds(distance_matrices, dim: int = 3, return_info: bool = False):
     dim = _dim(dim)
     d, single = _batch(distance_matrices, "distance_matrices", 3, "shape (S, M, M) or (M, M)")
     if d.shape[-1] != d.shape[-2]:
-        raise _fail("distance_matrices", f"<array of shape {d.shape}>", "square matrices (M, M)")
+        raise error("distance_matrices", f"<array of shape {d.shape}>", "square matrices (M, M)")
     if d.shape[-1] < dim + 1:
-        raise _fail("distance_matrices", f"<array of shape {d.shape}>", f"at least {dim + 1} points for dim {dim}")
+        raise error("distance_matrices", f"<array of shape {d.shape}>", f"at least {dim + 1} points for dim {dim}")
     if d.size and d.min() < 0:
-        raise _fail("distance_matrices", f"<array with minimum {d.min():.3g}>", "non-negative distances")
+        raise error("distance_matrices", f"<array with minimum {d.min():.3g}>", "non-negative distances")
     d = 0.5 * (d + np.swapaxes(d, -1, -2))
     squared = d ** 2
     # G = -1/2 J D^2 J without forming J: subtract row and column means, add back the grand mean.
@@ -139,7 +138,7 @@ def _pair(moving, reference):
     if single != single_ref and r.shape[0] == 1:
         r = np.broadcast_to(r, m.shape)
     if m.shape != r.shape:
-        raise _fail("moving", f"<array of shape {np.shape(moving)}>",
+        raise error("moving", f"<array of shape {np.shape(moving)}>",
                     f"the shape of reference, {np.shape(reference)}", "pair each configuration with its reference")
     return m, r, single and single_ref
 
@@ -260,7 +259,7 @@ def smacof(distance_matrices, init, max_iter: int = 300, tol: float = 1e-7) -> t
     target, single = _batch(distance_matrices, "distance_matrices", 3, "shape (S, M, M) or (M, M)")
     x, _ = _batch(init, "init", 3, "shape (S, M, dim) or (M, dim)")
     if x.shape[:2] != target.shape[:2] or target.shape[1] != target.shape[2]:
-        raise _fail("init", f"<array of shape {np.shape(init)}>",
+        raise error("init", f"<array of shape {np.shape(init)}>",
                     f"one point per row of distance_matrices {np.shape(distance_matrices)}")
     target = 0.5 * (target + np.swapaxes(target, -1, -2))
     m = target.shape[-1]
@@ -299,11 +298,11 @@ def anchored_positions(distance_matrices, anchors, dim: int = 3, allow_reflectio
     points = np.asarray(anchors, dtype=np.float64)
     dim = _dim(dim)
     if points.ndim != 2 or points.shape[1] != dim or points.shape[0] < dim + 1:
-        raise _fail("anchors", f"<array of shape {points.shape}>", f"(A, {dim}) with A >= {dim + 1} points",
+        raise error("anchors", f"<array of shape {points.shape}>", f"(A, {dim}) with A >= {dim + 1} points",
                     "featurize with features.distance.anchors: corners")
     num_anchors = points.shape[0]
     if d.shape[-1] <= num_anchors:
-        raise _fail("distance_matrices", f"<array of shape {d.shape}>", f"more than {num_anchors} rows (particles "
+        raise error("distance_matrices", f"<array of shape {d.shape}>", f"more than {num_anchors} rows (particles "
                     f"followed by {num_anchors} anchors)")
     mds = classical_mds(d, dim)
     rotation, translation = kabsch(mds[:, -num_anchors:], np.broadcast_to(points, (d.shape[0],) + points.shape),
@@ -337,9 +336,9 @@ def repair_overlaps(positions, box_length: float, min_distance: float = 0.8, max
     """
     x, single = _batch(positions, "positions", 3, "shape (S, N, dim) or (N, dim)")
     if not (np.isfinite(box_length) and box_length > 0):
-        raise _fail("box_length", repr(box_length), "a positive length in sigma")
+        raise error("box_length", repr(box_length), "a positive length in sigma")
     if not (0 < min_distance < box_length):
-        raise _fail("min_distance", repr(min_distance), f"a distance in (0, {box_length}) sigma")
+        raise error("min_distance", repr(min_distance), f"a distance in (0, {box_length}) sigma")
     start = x.copy()
     x = x.copy()
     n, dim = x.shape[1], x.shape[2]

@@ -175,9 +175,11 @@ def test_every_module_a_job_loads_is_in_its_closure(script):
     stage = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom)).names
     module = next(f"vaepipe.stages.{a.name}" for a in stage if a.name != "run")
     probe = (f"import sys, importlib; importlib.import_module({module!r}); "
-             "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('vaepipe'))))")
+             "print('\\n'.join(sorted(m for m in sys.modules if m.startswith(('vaepipe', 'tensorflow', 'keras')))))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             cwd=REPO).stdout.split()
+    # TensorFlow loads only inside the stage functions, after they set its thread pools (configure_threads)
+    assert not [m for m in loaded if m.startswith(("tensorflow", "keras"))], module
     closure = set(_build.code_files(REPO / "workflow" / "scripts" / f"{script}.py", REPO))
     files = {m: MODULES[m].relative_to(REPO).as_posix() for m in loaded if m in MODULES}
     # what the one exception (vaepipe.plots for the sampling rules) leaves out, and nothing else

@@ -60,6 +60,17 @@ def cluster(tmp_path_factory):
         subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, text=True, timeout=60)
 
 
+def _through_profile(work: Path, *configfiles: Path) -> list[str]:
+    """Snakemake on `work` through profiles/slurm, with the test-only settings: no sacct without an accounting
+    database (status checks by squeue, 3 x 5 s stays below MinJobAge); the node has all of this machine's CPUs,
+    so no job or group job may ask for more. (--slurm-keep-successful-logs keeps the SLURM logs, which show what
+    ran inside each job.)"""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+            "--configfile", *map(str, configfiles), "--profile", str(REPO / "profiles" / "slurm"),
+            "--workflow-profile", "none", "--slurm-status-command", "squeue", "--latency-wait", "10",
+            "--cores", str(len(os.sched_getaffinity(0)))]
+
+
 @pytest.fixture(scope="module")
 def run(cluster, tmp_path_factory):
     """The default pipeline on the tiny config, submitted through profiles/slurm: (workdir, log, exit status, s)."""
@@ -71,16 +82,8 @@ def run(cluster, tmp_path_factory):
     one_thread = base / "one_thread.yaml"
     one_thread.write_text("vae: {threads: 1}\n")
     work = base / "work"
-    cores = len(os.sched_getaffinity(0))
-    cmd = ["timeout", "-s", "INT", "-k", "60", str(LIMIT_S),
-           sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(config), str(one_thread),
-           "--profile", str(REPO / "profiles" / "slurm"), "--workflow-profile", "none",
-           # test-only settings: no sacct without an accounting database (3 x 5 s stays below MinJobAge); the
-           # SLURM logs of successful jobs kept, they show what ran inside; the node has `cores` CPUs, so no job
-           # or group job may ask for more
-           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
-           "--slurm-keep-successful-logs", "--latency-wait", "10", "--cores", str(cores)]
+    cmd = ["timeout", "-s", "INT", "-k", "60", str(LIMIT_S), *_through_profile(work, config, one_thread),
+           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=base, capture_output=True, text=True, timeout=LIMIT_S + 120)
     seconds = time.monotonic() - start
@@ -175,10 +178,7 @@ def test_gpus_follow_the_config(run, tmp_path):
     config, gpus = tmp_path / "tiny.yaml", tmp_path / "gpus.yaml"
     config.write_text(TINY)
     gpus.write_text("vae: {threads: 1, gpus: 1}\n")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(config), str(gpus), "--profile", str(REPO / "profiles" / "slurm"),
-           "--workflow-profile", "none", "--slurm-status-command", "squeue", "--latency-wait", "10",
-           "--cores", str(len(os.sched_getaffinity(0))), "--forcerun", "train_vae", "--until", "train_vae"]
+    cmd = [*_through_profile(work, config, gpus), "--forcerun", "train_vae", "--until", "train_vae"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]

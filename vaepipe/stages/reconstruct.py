@@ -19,7 +19,6 @@ from vaepipe.io.arrays import GENERATED_FORMAT, RECONSTRUCTION_FORMAT, read_arra
 from vaepipe.io.latent import read_latent
 from vaepipe.io.models import read_model
 from vaepipe.io.samples import read_samples
-from vaepipe.models.regressor import train_coordinate_regressor
 from vaepipe.reconstruct import (
     align,
     align_permutation,
@@ -83,6 +82,9 @@ def reconstruct(input, params: Mapping[str, Any], wildcards=None, threads: int =
     smacof_iterations, learned {hidden_units, epochs, batch_size, learning_rate, patience}).
     """
     training.configure_threads(threads)
+    # Keras (and so TensorFlow) only now, after the thread pools are set
+    from vaepipe.models.regressor import train_coordinate_regressor
+
     settings = params["reconstruction"]
     full = load_test_set(paths(input, "features"), paths(input, "samples"), params["seed"], params["split"], which=None)
     if full.attrs.get("representation") != "distance":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any, Mapping
 
-from vaepipe import plots
 from vaepipe.io.checkpoints import remove_checkpoint
 from vaepipe.io.samples import read_preliminary, read_samples, write_preliminary, write_samples
 from vaepipe.mc import simd_level
@@ -20,6 +19,8 @@ __all__ = ["preliminary", "sample", "density"]
 def preliminary(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> StageResult:
     """Rule ``preliminary``: step tuning, equilibration and decorrelation time of one state point (wildcard
     ``state``). Outputs ``plot`` (trace and autocorrelation figure) and ``summary`` (JSON, what sampling reads)."""
+    from vaepipe import plots  # matplotlib only in the jobs that draw
+
     state = wildcard(wildcards, "state")
     seed = derive_seed(params["seed"], "preliminary", state)
     result = run_preliminary(params["system"], params["state_point"], params["preliminary"], seed, state=state)
@@ -57,6 +58,8 @@ def sample(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> Sta
 def density(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) -> StageResult:
     """Rule ``density``: the density-profile figure of one state point's ``samples`` (output ``density``), in its
     own job so that a figure never resamples."""
+    from vaepipe import plots
+
     samples = read_samples(path(input, "samples"))
     return StageResult(outputs={"density": figure(plots.density_figure(samples.positions, samples.attrs,
                                                                        params["bins"]))})
