@@ -6,7 +6,8 @@ the test set with the original configurations.
     sample_index, split), data.split("train")
     test = load_test_set(feature_files, sample_files, seed=2024, split={...})   # + positions (S, N, dim)
 
-The split into train / validation / test is drawn per state point from ``derive_seed(seed, "split", state)``,
+The split into train / validation / test is by contiguous blocks of Monte Carlo time (:func:`assign_splits`),
+drawn per state point from ``derive_seed(seed, "split", state)``,
 the same for every representation (so the test configurations are the same ones everywhere) and unchanged for
 one state point when another is added to the config. Imports neither Keras nor TensorFlow.
 """
@@ -24,7 +25,7 @@ from vaepipe.io.features import read_features
 from vaepipe.io.samples import read_samples
 from vaepipe.seeds import derive_seed
 
-__all__ = ["SPLITS", "TrainingData", "TestSet", "assign_splits", "load_training_data", "load_test_set",
+__all__ = ["SPLITS", "SPLIT_BLOCK", "TrainingData", "TestSet", "split_blocks", "assign_splits", "load_training_data", "load_test_set",
            "example_rows"]
 
 SPLITS = ("train", "validation", "test")
@@ -59,11 +60,41 @@ class TrainingData:
         return self.features[(self.labels["split"] == name).to_numpy()]
 
 
-def assign_splits(states: Sequence[str], seed: int, validation_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split label of each sample: per state point, a seeded permutation's first ``round(test_fraction * n)``
-    samples are "test", the next ``round(validation_fraction * n)`` "validation", the rest "train".
+#: Default length of the contiguous blocks of the split, in stored samples (one per decorrelation time).
+SPLIT_BLOCK = 25
+#: Each chain is cut into at least this many blocks, so that short chains still give every split a share.
+MIN_BLOCKS_PER_CHAIN = 10
 
-    states : (S,) state-point name of every sample, in file order.
+
+def split_blocks(chain: np.ndarray, block: int = SPLIT_BLOCK) -> np.ndarray:
+    """Block id of each sample of one state point: every chain's samples (file order = Monte Carlo time) cut into
+    contiguous runs of ``min(block, ceil(chain_length / MIN_BLOCKS_PER_CHAIN))`` samples; ids are unique over
+    the chains, in file order. (S,) chain index -> (S,) int64."""
+    chain = np.asarray(chain)
+    ids = np.empty(chain.size, dtype=np.int64)
+    offset = 0
+    for value in dict.fromkeys(chain.tolist()):
+        rows = np.flatnonzero(chain == value)
+        size = max(1, min(int(block), math.ceil(rows.size / MIN_BLOCKS_PER_CHAIN)))
+        local = np.arange(rows.size) // size
+        ids[rows] = offset + local
+        offset += int(local[-1]) + 1
+    return ids
+
+
+def assign_splits(states: Sequence[str], seed: int, validation_fraction: float, test_fraction: float,
+                  chain: Sequence[int] | None = None, block: int = SPLIT_BLOCK) -> np.ndarray:
+    """Split label of each sample, by blocks of Monte Carlo time.
+
+    Per state point, each chain's samples are cut into contiguous blocks (:func:`split_blocks`: ``block``
+    consecutive stored samples, at least :data:`MIN_BLOCKS_PER_CHAIN` blocks per chain); a seeded permutation of
+    the state point's blocks gives the first ``round(test_fraction * blocks)`` blocks to "test", the next
+    ``round(validation_fraction * blocks)`` to "validation", the rest to "train". So a test sample's neighbours in
+    Monte Carlo time are test samples too (except at a block's two ends, one decorrelation time away), not
+    training samples. A state point keeps its split when another one is added.
+
+    states : (S,) state-point name of every sample, in file order. chain : (S,) chain of every sample (None: one
+    chain per state point); samples of a chain must be in Monte Carlo time order, as in the samples files.
     """
     for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if not (isinstance(value, (int, float)) and 0 <= value < 1):
@@ -71,17 +102,24 @@ def assign_splits(states: Sequence[str], seed: int, validation_fraction: float, 
     if validation_fraction + test_fraction >= 1:
         raise ValueError(f"validation_fraction + test_fraction must be < 1 to leave training data, got "
                          f"{validation_fraction} + {test_fraction}")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"split_block must be an integer >= 1 (samples per contiguous block), got {block!r}")
     states = np.asarray(states)
+    chain = np.zeros(states.size, dtype=np.int64) if chain is None else np.asarray(chain)
+    if chain.shape != states.shape:
+        raise ValueError(f"chain has shape {chain.shape} but states {states.shape}; give one chain per sample")
     split = np.empty(states.shape[0], dtype=object)
     for state in dict.fromkeys(states.tolist()):
         rows = np.flatnonzero(states == state)
-        order = np.random.default_rng(derive_seed(seed, "split", state)).permutation(rows.size)
-        num_test = int(round(test_fraction * rows.size))
-        num_val = int(round(validation_fraction * rows.size))
-        labels = np.array(["train"] * rows.size, dtype=object)
-        labels[order[:num_test]] = "test"
-        labels[order[num_test:num_test + num_val]] = "validation"
-        split[rows] = labels
+        blocks = split_blocks(chain[rows], block)
+        num_blocks = int(blocks.max()) + 1
+        order = np.random.default_rng(derive_seed(seed, "split", state)).permutation(num_blocks)
+        num_test = int(round(test_fraction * num_blocks))
+        num_val = int(round(validation_fraction * num_blocks))
+        kind = np.array(["train"] * num_blocks, dtype=object)
+        kind[order[:num_test]] = "test"
+        kind[order[num_test:num_test + num_val]] = "validation"
+        split[rows] = kind[blocks]
     return split
 
 
@@ -90,7 +128,7 @@ _SHARED_ATTRS = ("representation", "box_length", "n_particles", "dim", "boundary
 
 
 def load_training_data(paths: Sequence[str], seed: int, validation_fraction: float = 0.1,
-                       test_fraction: float = 0.1) -> TrainingData:
+                       test_fraction: float = 0.1, split_block: int = SPLIT_BLOCK) -> TrainingData:
     """Read the feature files of every state point of one representation and concatenate them.
 
     Raises ValueError when the files disagree on the representation or its parameters (they would not fit one
@@ -124,7 +162,8 @@ def load_training_data(paths: Sequence[str], seed: int, validation_fraction: flo
             "sample_index": feats.sample_index,
         }))
     labels = pd.concat(frames, ignore_index=True)
-    labels["split"] = assign_splits(labels["state"].to_numpy(), seed, validation_fraction, test_fraction)
+    labels["split"] = assign_splits(labels["state"].to_numpy(), seed, validation_fraction, test_fraction,
+                                    chain=labels["chain"].to_numpy(), block=split_block)
     features = np.concatenate(arrays, axis=0)
     order = None if any(o is None for o in orders) else np.concatenate(orders, axis=0)
     return TrainingData(features=features, labels=labels, attrs=dict(attrs), order=order)

@@ -265,6 +265,26 @@ def test_assign_splits_is_seeded_per_state_point_and_stable_when_one_is_added():
         datasets.assign_splits(states, 7, 0.5, 0.5)
 
 
+def test_split_is_by_contiguous_blocks_of_monte_carlo_time():
+    states = np.repeat(["s"], 400)
+    chain = np.repeat([0, 1, 2, 3], 100)  # file order: chain-major, Monte Carlo time within a chain
+    split = datasets.assign_splits(states, 3, 0.1, 0.1, chain=chain, block=10)
+    blocks = split.reshape(40, 10)  # 10 blocks of 10 consecutive samples per chain
+    assert all(len(set(row)) == 1 for row in blocks)
+    assert (split == "test").sum() == 40 and (split == "validation").sum() == 40
+    # A test sample's neighbour in Monte Carlo time is a training sample only at a block's ends: at most 2 of
+    # the 10 samples of each test block (a split per sample would make it about 80 %).
+    neighbours = [(split[i - 1] == "train") or (split[i + 1] == "train") for i in range(1, 399)
+                  if split[i] == "test" and chain[i - 1] == chain[i] == chain[i + 1]]
+    assert np.mean(neighbours) <= 0.2
+    # Short chains are still cut into 10 blocks, so every split gets samples.
+    short = datasets.assign_splits(np.repeat(["s"], 40), 3, 0.1, 0.1, chain=np.repeat([0, 1], 20), block=25)
+    assert (short == "test").sum() == 4 and (short == "validation").sum() == 4
+    assert datasets.split_blocks(np.repeat([0, 1], 20), 25).max() == 19
+    with pytest.raises(ValueError, match="split_block must be an integer >= 1"):
+        datasets.assign_splits(states, 3, 0.1, 0.1, chain=chain, block=0)
+
+
 def test_reconstruction_errors_in_physical_units():
     x = np.zeros((2, 4, 4, 4))
     x[:, 0, 0, 0] = 1.0

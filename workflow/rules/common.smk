@@ -167,6 +167,7 @@ def split_params():
     return {
         "validation_fraction": config["vae"]["validation_fraction"],
         "test_fraction": config["vae"]["test_fraction"],
+        "split_block": config["vae"]["split_block"],
     }
 
 
