@@ -19,7 +19,7 @@ FLOORS = [
                                               "vaepipe.preliminary"}),
     ("leaves", lambda m: m.split(".")[1] in {"io", "plots", "representations", "models", "config"}),
     ("algorithms", lambda m: m in {"vaepipe.decorrelation", "vaepipe.reconstruct", "vaepipe.analysis",
-                                   "vaepipe.structure", "vaepipe.profiles", "vaepipe.features"}),
+                                   "vaepipe.structure", "vaepipe.profiles", "vaepipe.features", "vaepipe.gaussfit"}),
     ("core wrappers", lambda m: m in {"vaepipe.mc", "vaepipe.energy"}),
     ("foundations", lambda m: m in {"vaepipe", "vaepipe._build", "vaepipe._compiled", "vaepipe._validate", "vaepipe.seeds",
                                     "vaepipe.boundary"}),
