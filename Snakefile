@@ -29,6 +29,7 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/featurize.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/reconstruct.smk"
+include: "workflow/rules/generate.smk"
 include: "workflow/rules/analyze.smk"
 
 

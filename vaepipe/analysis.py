@@ -24,6 +24,8 @@ __all__ = [
     "PCAPlane",
     "latent_pca",
     "gamma_clustering",
+    "knn_accuracy",
+    "linear_probe_accuracy",
     "roc",
     "inject_overlap",
     "uniform_configurations",
@@ -76,6 +78,45 @@ def latent_pca(z) -> PCAPlane:
     return PCAPlane(mean=mean, components=components, scale=scale, explained=explained)
 
 
+def _folds(labels: np.ndarray, folds: int, seed: int):
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(labels, return_counts=True)[1]
+    folds = int(min(folds, counts.min()))
+    if folds < 2:
+        raise error("samples per gamma", int(counts.min()), "at least 2 for cross-validation", "sample more")
+    return StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(seed)), folds
+
+
+def knn_accuracy(features, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0) -> tuple[float, float]:
+    """Cross-validated accuracy (mean, std over folds) of a k-nearest-neighbour classifier of gamma (Euclidean
+    distance; stratified folds shuffled with ``seed``). features : (S, D), or (S,) for one statistic."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x = np.asarray(features, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    labels = np.unique(np.asarray(gamma, dtype=np.float64), return_inverse=True)[1]
+    splitter, _ = _folds(labels, folds, seed)
+    scores = cross_val_score(KNeighborsClassifier(n_neighbors=int(neighbors)), x, labels, cv=splitter)
+    return float(scores.mean()), float(scores.std())
+
+
+def linear_probe_accuracy(features, gamma, folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated accuracy of a multinomial logistic regression of gamma on standardised features (S, D):
+    whether the information is in the features at all, whatever their geometry."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(features, dtype=np.float64)
+    labels = np.unique(np.asarray(gamma, dtype=np.float64), return_inverse=True)[1]
+    splitter, _ = _folds(labels, folds, seed)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(model, x, labels, cv=splitter).mean())
+
+
 def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0) -> dict:
     """How well latent means separate the state points' gravity strengths.
 
@@ -86,8 +127,6 @@ def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0
     ``num_gammas`` and ``num_samples``.
     """
     from sklearn.metrics import silhouette_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
 
     z = np.asarray(z, dtype=np.float64)
     gamma = np.asarray(gamma, dtype=np.float64)
@@ -99,13 +138,9 @@ def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0
     if values.size < 2:
         out.update(silhouette=math.nan, knn_accuracy=math.nan, knn_accuracy_std=math.nan)
         return out
-    folds = int(min(folds, counts.min()))
-    if folds < 2:
-        raise error("samples per gamma", int(counts.min()), "at least 2 for cross-validation", "sample more")
     out["silhouette"] = float(silhouette_score(z, labels))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(seed))
-    scores = cross_val_score(KNeighborsClassifier(n_neighbors=int(neighbors)), z, labels, cv=splitter)
-    out.update(knn_accuracy=float(scores.mean()), knn_accuracy_std=float(scores.std()), folds=folds,
+    mean, std = knn_accuracy(z, gamma, neighbors, folds, seed)
+    out.update(knn_accuracy=mean, knn_accuracy_std=std, folds=_folds(labels, folds, seed)[1],
                neighbors=int(neighbors))
     return out
 

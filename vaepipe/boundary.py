@@ -23,7 +23,8 @@ import numpy as np
 from vaepipe._validate import error, finite_float, positive_float
 
 __all__ = ["BOUNDARIES", "RULES", "BoundaryRules", "rules", "periodic_axes", "check_boundary", "check_gravity",
-           "check_cutoff", "check_tail_correction", "check_system"]
+           "check_cutoff", "check_tail_correction", "check_system", "SYMMETRY_KINDS", "box_symmetries",
+           "apply_symmetry"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,49 @@ def check_system(box_length, gamma, dim, boundary, cutoff, tail_correction) -> d
     check_tail_correction("tail_correction", boundary, cutoff, bool(tail_correction), "pass tail_correction=False")
     return dict(box_length=box_length, gamma=gamma, dim=int(dim), boundary=boundary, cutoff=cutoff,
                 tail_correction=bool(tail_correction))
+
+
+# --------------------------------------------------------------------------- symmetries of the box
+
+#: What a training set may be augmented with: nothing, the horizontal mirrors, or every symmetry of the state.
+SYMMETRY_KINDS = ("none", "mirror", "symmetry")
+
+
+def box_symmetries(dim: int, boundary: str, gamma: float, kind: str = "symmetry") -> list[tuple[tuple, tuple]]:
+    """The coordinate maps that carry the Boltzmann distribution of a state point onto itself, as
+    ``(permutation of the axes, flipped axes)``; a flip maps x to L - x. The identity comes first.
+
+    ``kind`` "mirror": the flips of the horizontal axes (4 in 3D, 2 in 2D), symmetries of every state point.
+    "symmetry": all of the state point's: with gravity, or with a slab's walls, the height axis is special, so
+    the square floor's symmetries (horizontal flips and the x <-> y swap: 8 in 3D, 2 in 2D); at gamma = 0 in a
+    reflecting or periodic box, all of the cube's (48 in 3D, 8 in 2D). "none": the identity alone.
+    """
+    if kind not in SYMMETRY_KINDS:
+        raise error("augment", kind, f"one of {SYMMETRY_KINDS}")
+    if dim not in (2, 3):
+        raise error("dim", dim, "2 or 3")
+    import itertools
+
+    height = dim - 1
+    free = kind == "symmetry" and gamma == 0 and rules(boundary).wraps != "horizontal"
+    out = []
+    for perm in itertools.permutations(range(dim)):
+        if kind != "symmetry" and perm != tuple(range(dim)):
+            continue
+        if not free and perm[height] != height:
+            continue
+        for flips in itertools.product((False, True), repeat=dim):
+            if kind == "none" and any(flips):
+                continue
+            if not free and flips[height]:
+                continue
+            out.append((perm, flips))
+    return out
+
+
+def apply_symmetry(positions: np.ndarray, box_length: float, perm: tuple, flips: tuple) -> np.ndarray:
+    """(..., N, dim) positions mapped by one of :func:`box_symmetries`: axes permuted, then the flipped ones
+    mirrored (x -> L - x)."""
+    x = np.asarray(positions)[..., list(perm)]
+    mirrored = np.asarray(flips, dtype=bool)
+    return np.where(mirrored, box_length - x, x)

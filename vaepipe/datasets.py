@@ -59,6 +59,12 @@ class TrainingData:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
         return self.features[(self.labels["split"] == name).to_numpy()]
 
+    def split_labels(self, name: str, column: str) -> np.ndarray:
+        """One label column of one split, (S_split,) (e.g. "gamma")."""
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        return self.labels[column].to_numpy()[(self.labels["split"] == name).to_numpy()]
+
 
 #: Default length of the contiguous blocks of the split, in stored samples (one per decorrelation time).
 SPLIT_BLOCK = 25

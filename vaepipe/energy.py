@@ -62,13 +62,26 @@ def energy_kwargs(attrs: Mapping[str, Any]) -> dict:
             "tail_correction": bool(attrs.get("tail_correction", False))}
 
 
-def total_energy(positions: np.ndarray, gamma: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
-    """U / eps of each configuration (S, N, dim) at its own gamma (S,), by the sampler's C++ energy."""
+def total_energy(positions: np.ndarray, gamma, attrs: Mapping[str, Any], coincident: str = "raise") -> np.ndarray:
+    """U / eps of each configuration (S, N, dim) at its own gamma (S,) (or one gamma for all), by the sampler's
+    C++ energy. ``coincident="inf"``: a configuration with two particles on the same point (a decoder's output
+    can have one) gets an infinite energy instead of the ValueError."""
+    positions = np.asarray(positions, dtype=np.float64)
+    gamma = np.broadcast_to(np.asarray(gamma, dtype=np.float64), (positions.shape[0],))
     out = np.empty(positions.shape[0])
     for value in np.unique(gamma):
-        rows = gamma == value
-        out[rows] = potential_energy(positions[rows], float(attrs["box_length"]), gamma=float(value),
-                                     **energy_kwargs(attrs))
+        rows = np.flatnonzero(gamma == value)
+        kwargs = dict(gamma=float(value), **energy_kwargs(attrs))
+        try:
+            out[rows] = potential_energy(positions[rows], float(attrs["box_length"]), **kwargs)
+        except ValueError:
+            if coincident != "inf":
+                raise
+            for row in rows:
+                try:
+                    out[row] = potential_energy(positions[row], float(attrs["box_length"]), **kwargs)
+                except ValueError:
+                    out[row] = np.inf
     return out
 
 

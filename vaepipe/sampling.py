@@ -51,6 +51,7 @@ __all__ = [
     "burn_in_sweeps",
     "run_sampling",
     "sampling_fingerprint",
+    "relax",
 ]
 
 #: Trial moves a sampling chain runs between two reports of its state (about 0.05 to 0.5 s): a checkpoint
@@ -401,3 +402,40 @@ def run_sampling(system: Mapping[str, Any], state_point: Mapping[str, Any], sett
         "samples_per_chain": per_chain,
     }
     return SamplingResult(positions=positions, energy=energy, chain=chain, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- short relaxation of decoded configurations
+
+
+def relax(positions: np.ndarray, sweeps, system: Mapping[str, Any], state_point: Mapping[str, Any],
+          step_size: float, seed: np.random.SeedSequence) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """A short Metropolis relaxation of each configuration with the project's sampler at the state point.
+
+    positions : (S, N, dim) sigma, inside the box (decoded or generated configurations). sweeps : the sweep
+    counts k to report, e.g. [1, 10]; each configuration runs max(k) sweeps in one chain and is recorded after
+    each k. Configuration i uses the i-th child of ``seed``. A configuration the sampler cannot start from (two
+    particles on the same point: infinite energy) is left as it is, with energy inf.
+
+    Returns {k: (positions (S, N, dim), total energies (S,) in epsilon)}.
+    """
+    from vaepipe.mc import Sampler
+
+    marks = sorted({int(k) for k in sweeps})
+    if not marks or marks[0] < 1:
+        raise ValueError(f"relax: sweeps must be integers >= 1, got {list(sweeps)}")
+    positions = np.asarray(positions, dtype=np.float64)
+    out = {k: (positions.copy(), np.full(len(positions), np.inf)) for k in marks}
+    children = seed.spawn(len(positions))
+    for i, start in enumerate(positions):
+        try:
+            sampler = make_sampler(system, state_point, children[i], step_size)
+            sampler.positions = start
+        except ValueError:
+            continue
+        done = 0
+        for k in marks:
+            sampler.run(k - done)
+            done = k
+            out[k][0][i] = sampler.positions
+            out[k][1][i] = sampler.energy
+    return out

@@ -87,7 +87,7 @@ def build_model(representation: str, input_shape: Sequence[int], params: Mapping
     from vaepipe import models
 
     rep = representations.get(representation)
-    builder = getattr(models, rep.model_builder)
+    builder = getattr(models, rep.builder_name(params))
     return builder(tuple(input_shape), seed=seed, **rep.model_kwargs(params, attrs or {}))
 
 
@@ -143,8 +143,9 @@ def _callbacks(name: str, warmup_epochs: int, patience: int, progress: bool):
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            parts = [f"{k} {float(logs[k]):.5g}" for k in ("loss", "reconstruction", "kl", "val_loss",
-                                                             "val_reconstruction", "val_kl", "kl_weight")
+            parts = [f"{k} {float(logs[k]):.5g}" for k in ("loss", "reconstruction", "kl", "energy", "local",
+                                                             "val_loss", "val_reconstruction", "val_kl",
+                                                             "val_energy", "kl_weight")
                      if k in logs]
             print(f"{name} epoch {epoch + 1}/{self.params.get('epochs')} ({time.perf_counter() - self.start:.1f} s): "
                   + ", ".join(parts), file=sys.stderr, flush=True)
@@ -160,18 +161,21 @@ def _callbacks(name: str, warmup_epochs: int, patience: int, progress: bool):
     return callbacks
 
 
-def _dataset(x: np.ndarray, batch_size: int, seed: int | None, repeat: bool):
-    """tf.data pipeline: shuffled index batches gathered from one in-memory tensor (no per-sample slicing, and
-    a shuffle buffer of integers, not of grids). The training set repeats forever, which removes the
-    epoch-start stalls of finite datasets (see ../shared/keras-cpu-notes.md); ``fit`` counts steps."""
+def _dataset(x: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None, repeat: bool):
+    """tf.data pipeline of (features, label) batches: shuffled index batches gathered from in-memory tensors (no
+    per-sample slicing, and a shuffle buffer of integers, not of grids). The label is each sample's gamma, for
+    the models whose loss holds the gravity energy (the others ignore it). The training set repeats forever,
+    which removes the epoch-start stalls of finite datasets (see ../shared/keras-cpu-notes.md); ``fit`` counts
+    steps."""
     import tensorflow as tf
 
     data = tf.convert_to_tensor(x)
+    label = tf.convert_to_tensor(np.asarray(labels, dtype=np.float32))
     indices = tf.data.Dataset.range(x.shape[0])
     if repeat:
         indices = indices.shuffle(x.shape[0], seed=seed, reshuffle_each_iteration=True).repeat()
     indices = indices.batch(batch_size, drop_remainder=repeat)
-    return indices.map(lambda i: tf.gather(data, i), num_parallel_calls=1,
+    return indices.map(lambda i: (tf.gather(data, i), tf.gather(label, i)), num_parallel_calls=1,
                        deterministic=True).prefetch(2)
 
 
@@ -200,17 +204,28 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
         tf.config.experimental.enable_op_determinism()
 
     x_train, x_val = data.split("train"), data.split("validation")
+    gamma_train, gamma_val = data.split_labels("train", "gamma"), data.split_labels("validation", "gamma")
     if x_train.shape[0] == 0:
         raise ValueError("no training samples: lower validation_fraction / test_fraction or sample more")
-    batch_size = int(min(params["batch_size"], x_train.shape[0]))
+    num_train = x_train.shape[0]
+    # The box's symmetries multiply the training set; an epoch stays num_train samples (same cost, more variety).
+    x_train, rows = representations.get(data.representation).augment(x_train, gamma_train, data.attrs,
+                                                                      params.get("augment", "none"))
+    gamma_train = gamma_train[rows]
+    batch_size = int(min(params["batch_size"], num_train))
     model = build_model(data.representation, x_train.shape[1:], params, seed=seed_value, attrs=data.attrs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=params["learning_rate"]))
+    if hasattr(model, "initialize_from_data"):
+        model.initialize_from_data(x_train)
+    # XLA fuses the particle VAE's pairwise arithmetic (about 2x here); it is a trap for the convolutional VAEs
+    # (../shared/keras-cpu-notes.md), so it is a per-model setting.
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=params["learning_rate"]),
+                  jit_compile=bool(params.get("jit_compile", False)))
     warmup = int(params["kl_warmup_epochs"])
     patience = int(params["patience"]) if x_val.shape[0] else 0
     fit = model.fit(
-        _dataset(x_train, batch_size, seed_value, repeat=True),
-        steps_per_epoch=max(1, x_train.shape[0] // batch_size),
-        validation_data=_dataset(x_val, batch_size, None, repeat=False) if x_val.shape[0] else None,
+        _dataset(x_train, gamma_train, batch_size, seed_value, repeat=True),
+        steps_per_epoch=max(1, num_train // batch_size),
+        validation_data=_dataset(x_val, gamma_val, batch_size, None, repeat=False) if x_val.shape[0] else None,
         epochs=int(params["epochs"]),
         callbacks=_callbacks(model.name, warmup, patience, progress),
         shuffle=False,  # the tf.data pipeline shuffles, seeded
@@ -282,7 +297,7 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
     ``kl_per_dim`` (mean over the split, nats), ``active_units`` (dimensions whose z_mean variance over the
     split exceeds 0.01) and ``num_samples``.
     """
-    from vaepipe.models import kl_divergence, reconstruction_loss
+    from vaepipe.models import kl_divergence
 
     x = data.split(split)
     if x.shape[0] == 0:
@@ -296,7 +311,7 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
     rng = np.random.default_rng(seed)
     z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape).astype(np.float32)
     x_sampled = np.asarray(model.decoder.predict(z, batch_size=batch_size, verbose=0))
-    recon = np.asarray(reconstruction_loss(x, x_sampled, model.reconstruction_loss))
+    recon = np.asarray(model.reconstruction_nll(x, x_sampled))
     kl_dims = np.asarray(kl_divergence(z_mean, z_log_var))
     kl = kl_dims.sum(axis=1)
     return {

@@ -87,17 +87,26 @@ def test_latent_pca_plane():
 def test_summary_has_every_contract_key_as_a_float_with_nan_where_missing(tmp_path):
     models = {"voxel": {"recon_error": 0.3, "baseline_error": 0.7}, "distance": {"recon_error": 0.31,
                                                                                  "baseline_error": 0.72}}
-    summary = analyze.summarize(models, reconstruction={"rmsd_median": 0.4}, generation={},
-                                    latent={"distance": {"knn_accuracy": 0.6, "chance": 0.25, "silhouette": 0.1}},
-                                    anomaly={"distance": {"auc_uniform": 0.99}}, headline="distance")
+    summary = analyze.summarize(
+        models,
+        reconstruction={"particles": {"rmsd_anchored_median": 0.12, "valid_fraction": 1.0},
+                        "distance": {"rmsd_anchored_median": 0.5, "distance": {"rmsd_gram_median": 0.4}}},
+        generation={"particles": {"mean_over_states": {"energy_w1_over_std": 2.0}}},
+        latent={"particles": {"knn_accuracy": 0.9, "knn_accuracy_ceiling": 0.95, "chance": 0.25,
+                              "silhouette": 0.1}},
+        anomaly={"particles": {"auc_uniform": 0.99}}, headline="particles")
     for key in io.SUMMARY_KEYS:
         assert isinstance(summary[key], float), key
     assert summary["vae.voxel.recon_error"] == 0.3
-    assert summary["latent.gamma_knn_accuracy"] == 0.6
-    assert math.isnan(summary["anomaly.auc_overlap"]) and math.isnan(summary["energy.wasserstein_over_std"])
+    assert summary["latent.gamma_knn_accuracy"] == 0.9 and summary["latent.gamma_knn_accuracy_ceiling"] == 0.95
+    assert summary["reconstruction.rmsd_anchored_median"] == 0.12  # the headline's, not the distance VAE's
+    assert summary["reconstruction.distance.rmsd_anchored_median"] == 0.5
+    assert summary["reconstruction.distance.rmsd_gram_median"] == 0.4
+    assert summary["generation.energy_w1_over_std"] == 2.0
+    assert math.isnan(summary["anomaly.auc_overlap"]) and math.isnan(summary["generation.valid_fraction"])
     path = io.write_summary(tmp_path / "summary.json", summary, {"seed": 1})
     back = io.read_summary(path)
-    assert math.isnan(back["anomaly.auc_overlap"]) and back["reconstruction.rmsd_median"] == 0.4
+    assert math.isnan(back["anomaly.auc_overlap"]) and back["reconstruction.valid_fraction"] == 1.0
     assert back["provenance"]["seed"] == 1
     assert "NaN" in path.read_text()  # the contract's NaN, not null
     table = io.write_summary_table(tmp_path / "summary.tsv", summary).read_text().splitlines()
@@ -117,7 +126,7 @@ def test_array_files_round_trip_byte_reproducibly(tmp_path):
     assert list(back["state"]) == ["gamma0_T1", "gamma1_T1"]
     assert np.array_equal(back["positions"], arrays["positions"])
     assert back_attrs["box_length"] == 5.0 and json.loads(back_attrs["anchor_points"]) == [[0.0, 0.0, 0.0]]
-    with pytest.raises(ValueError, match="expected 'vaepipe-generated-1'"):
+    with pytest.raises(ValueError, match="expected 'vaepipe-generated-2'"):
         io.read_arrays(a, io.GENERATED_FORMAT)
     with pytest.raises(ValueError, match="share their first dimension"):
         io.write_arrays(tmp_path / "c.h5", {"x": np.ones(2), "y": np.ones(3)}, {}, io.GENERATED_FORMAT)

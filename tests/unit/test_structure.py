@@ -137,14 +137,14 @@ def test_closures_follow_the_code_they_run():
     sample, featurize, train = _closure("sample"), _closure("featurize"), _closure("train_vae")
     # the sampler's job runs the compiled core and the sampling code, and no featurization or learning
     assert {"cpp/core/Sampler.cc", "CMakeLists.txt", "vaepipe/sampling.py", "vaepipe/mc.py"} <= sample
-    assert not {"vaepipe/features.py", "vaepipe/training.py", "vaepipe/plots.py"} & sample
+    assert not {"vaepipe/features.py", "vaepipe/training.py", "vaepipe/plots/__init__.py"} & sample
     # featurizing imports no Keras code, no plots, and not the compiled core
     assert "vaepipe/representations/voxel.py" in featurize
-    assert not {"vaepipe/models/vae.py", "vaepipe/plots.py", "vaepipe/mc.py"} & featurize
+    assert not {"vaepipe/models/vae.py", "vaepipe/plots/__init__.py", "vaepipe/mc.py"} & featurize
     assert not any(f.startswith("cpp/") for f in featurize)
     # training draws its figures in the same job, and builds the models
-    assert {"vaepipe/plots.py", "vaepipe/models/vae.py", "vaepipe/training.py"} <= train
-    assert "vaepipe/plots.py" in _closure("density")
+    assert {"vaepipe/plots/__init__.py", "vaepipe/models/vae.py", "vaepipe/training.py"} <= train
+    assert "vaepipe/plots/__init__.py" in _closure("density")
 
 
 def test_a_lazy_io_import_brings_only_its_module(tmp_path):

@@ -16,7 +16,7 @@ from vaepipe.io._files import _attr_value, _jsonable, _open_hdf5, _scalar, _vers
 RECONSTRUCTION_FORMAT = "vaepipe-reconstruction-1"
 
 
-GENERATED_FORMAT = "vaepipe-generated-1"
+GENERATED_FORMAT = "vaepipe-generated-2"
 
 
 def write_arrays(path: str | Path, arrays: Mapping[str, Any], attrs: Mapping[str, Any], file_format: str) -> Path:

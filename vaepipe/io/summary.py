@@ -14,13 +14,24 @@ from vaepipe.io._files import _jsonable, atomic_path, read_json
 
 SUMMARY_FORMAT = "vaepipe-summary-1"
 
-#: The keys every results/summary.json holds (floats; NaN where a quantity does not apply).
+#: The keys every results/summary.json holds (floats; NaN where a quantity does not apply). The families
+#: generation, reconstruction, latent and anomaly hold the headline representation's numbers (analysis.
+#: representation); every trained representation's are under {family}.{representation}.{key} too.
 SUMMARY_KEYS = (
     "vae.voxel.recon_error", "vae.voxel.baseline_error", "vae.distance.recon_error", "vae.distance.baseline_error",
-    "reconstruction.rmsd_median", "reconstruction.rmsd_anchored_median",
-    "energy.abs_error_per_particle_median", "energy.unphysical_fraction", "energy.wasserstein_over_std",
-    "latent.gamma_knn_accuracy", "latent.gamma_chance", "latent.gamma_silhouette",
-    "anomaly.auc_overlap", "anomaly.auc_uniform", "anomaly.auc_heldout_gamma",
+    "vae.particles.recon_error", "vae.particles.baseline_error",
+    "generation.valid_fraction", "generation.energy_w1_over_std", "generation.energy_w1_over_std_relaxed1",
+    "generation.energy_w1_over_std_relaxed10", "generation.pair_distance_w1", "generation.density_profile_w1",
+    "generation.energy_w1_over_std_mc_train", "generation.nearest_training_rmsd_median",
+    "generation.nearest_training_rmsd_median_mc_test",
+    "reconstruction.valid_fraction", "reconstruction.rmsd_anchored_median",
+    "reconstruction.energy_abs_error_per_particle_median", "reconstruction.rmsd_nearest_training_median",
+    "reconstruction.rmsd_random_pair_median",
+    "latent.gamma_knn_accuracy", "latent.gamma_knn_accuracy_ceiling", "latent.gamma_knn_accuracy_full",
+    "latent.gamma_linear_probe_accuracy", "latent.gamma_chance", "latent.gamma_silhouette",
+    "anomaly.auc_heldout_gamma", "anomaly.auc_heldout_gamma_ceiling", "anomaly.auc_overlap",
+    "anomaly.auc_overlap_trivial", "anomaly.auc_uniform", "anomaly.auc_uniform_trivial", "anomaly.auc_tilted",
+    "anomaly.auc_tilted_trivial",
 )
 
 
@@ -30,18 +41,36 @@ SUMMARY_DESCRIPTIONS = {
     "vae.voxel.baseline_error": "the same for the mean training grid",
     "vae.distance.recon_error": "distance VAE, test MAE of particle distances (sigma)",
     "vae.distance.baseline_error": "the same for the mean training matrix (sigma)",
-    "reconstruction.rmsd_median": "median RMSD of Gram (MDS) reconstructions aligned onto the originals (sigma)",
-    "reconstruction.rmsd_anchored_median": "median RMSD of anchored reconstructions, placed without the original "
-                                           "(sigma)",
-    "energy.abs_error_per_particle_median": "median |U_rec - U_MC| / N of the anchored reconstructions (epsilon)",
-    "energy.unphysical_fraction": "reconstructions with a pair closer than min_distance or U > 0",
-    "energy.wasserstein_over_std": "W1 of generated U_LJ/N to the Monte Carlo one, in Monte Carlo std",
-    "latent.gamma_knn_accuracy": "cross-validated k-NN accuracy of gamma from the latent means",
+    "vae.particles.recon_error": "particle VAE, test RMSD, permutation-aware, box frame (sigma)",
+    "vae.particles.baseline_error": "the same for the mean training configuration (sigma)",
+    "generation.valid_fraction": "generated configurations, as decoded, inside the box with every pair >= 0.8 sigma",
+    "generation.energy_w1_over_std": "W1 of generated U/N (gravity included, as decoded) to the MC test U/N, in MC std",
+    "generation.energy_w1_over_std_relaxed1": "the same after 1 Metropolis sweep",
+    "generation.energy_w1_over_std_relaxed10": "the same after 10 Metropolis sweeps",
+    "generation.pair_distance_w1": "W1 of pooled pair distances, generated vs MC test (sigma)",
+    "generation.density_profile_w1": "W1 of pooled heights z, generated vs MC test (sigma)",
+    "generation.energy_w1_over_std_mc_train": "the energy W1 / std of MC training vs MC test samples: the metric's noise",
+    "generation.nearest_training_rmsd_median": "median RMSD of generated configurations to their nearest training one (sigma)",
+    "generation.nearest_training_rmsd_median_mc_test": "the same for MC test configurations (novelty reference, sigma)",
+    "reconstruction.valid_fraction": "test reconstructions, as decoded, with every pair >= 0.8 sigma",
+    "reconstruction.rmsd_anchored_median": "median RMSD of test reconstructions, permutation-aware, box frame (sigma)",
+    "reconstruction.energy_abs_error_per_particle_median": "median |U_rec - U_MC| / N, gravity included (epsilon)",
+    "reconstruction.rmsd_nearest_training_median": "baseline: median RMSD of a test configuration to its nearest training one (sigma)",
+    "reconstruction.rmsd_random_pair_median": "baseline: median RMSD of two test configurations of one state point (sigma)",
+    "latent.gamma_knn_accuracy": "cross-validated k-NN accuracy of gamma from the latent means (state block)",
+    "latent.gamma_knn_accuracy_ceiling": "the same from sum(z) alone, the sufficient statistic: the ceiling",
+    "latent.gamma_knn_accuracy_full": "k-NN accuracy of gamma from the whole latent",
+    "latent.gamma_linear_probe_accuracy": "logistic-regression accuracy of gamma from the whole latent",
     "latent.gamma_chance": "share of the most common gamma (chance level of that accuracy)",
-    "latent.gamma_silhouette": "silhouette score of the latent means with gamma as the label",
-    "anomaly.auc_overlap": "ROC AUC against test configurations with one overlapping pair",
-    "anomaly.auc_uniform": "ROC AUC against uniformly random configurations",
-    "anomaly.auc_heldout_gamma": "ROC AUC against samples of a gamma held out of training",
+    "latent.gamma_silhouette": "silhouette score of the latent means (state block) with gamma as the label",
+    "anomaly.auc_heldout_gamma": "ROC AUC of the model's score against a gamma held out of training",
+    "anomaly.auc_heldout_gamma_ceiling": "the same for -sum(z), the optimal statistic: the ceiling",
+    "anomaly.auc_overlap": "ROC AUC of the model's score against one injected overlapping pair",
+    "anomaly.auc_overlap_trivial": "the same for the better of the energy and the closest pair",
+    "anomaly.auc_uniform": "ROC AUC of the model's score against uniformly random configurations",
+    "anomaly.auc_uniform_trivial": "the same for the better of the energy and the closest pair",
+    "anomaly.auc_tilted": "ROC AUC of the model's score against tilted layers (same energy, same sum(z))",
+    "anomaly.auc_tilted_trivial": "the same for the better of the energy and -sum(z) (0.5: they cannot see it)",
 }
 
 

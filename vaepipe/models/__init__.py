@@ -6,6 +6,7 @@ and half a gigabyte per process).
 
 from vaepipe.models.regressor import train_coordinate_regressor
 from vaepipe.models.layers import ClipValues, PairwiseDistances, Sampling, Symmetrize
+from vaepipe.models.particles import ExcludedVolume, PairRefinement, ParticleVAE, build_particle_vae
 from vaepipe.models.vae import (
     DISTANCE_ARCHITECTURES,
     RECONSTRUCTION_LOSSES,
@@ -28,6 +29,10 @@ __all__ = [
     "build_voxel_vae",
     "build_distance_vae",
     "build_dense_vae",
+    "build_particle_vae",
+    "ParticleVAE",
+    "PairRefinement",
+    "ExcludedVolume",
     "kl_divergence",
     "reconstruction_loss",
     "train_coordinate_regressor",

@@ -74,7 +74,8 @@ def _check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
-def _check_positive(name: str, value, integer: bool = False, allow_zero: bool = False) -> None:
+def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False) -> None:
+    """ValueError unless ``value`` is a finite number (an int with ``integer``) > 0 (>= 0 with ``allow_zero``)."""
     ok = isinstance(value, int) and not isinstance(value, bool) if integer else isinstance(value, (int, float))
     ok = ok and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
@@ -96,9 +97,9 @@ class VAE(keras.Model):
     def __init__(self, encoder, decoder, beta: float = 1.0, reconstruction_loss: str = "bce",
                  free_bits: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        _check_positive("beta", beta, allow_zero=True)
+        check_positive("beta", beta, allow_zero=True)
         _check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
-        _check_positive("free_bits", free_bits, allow_zero=True)
+        check_positive("free_bits", free_bits, allow_zero=True)
         self.encoder = encoder
         self.decoder = decoder
         self.beta = float(beta)
@@ -116,15 +117,27 @@ class VAE(keras.Model):
         z_mean, z_log_var, z = self.encoder(inputs, training=training)
         return {"reconstruction": self.decoder(z, training=training), "z_mean": z_mean, "z_log_var": z_log_var}
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        target = x if y is None else y
-        recon = reconstruction_loss(target, y_pred["reconstruction"], self.reconstruction_loss)
-        kl_dims = kl_divergence(y_pred["z_mean"], y_pred["z_log_var"])
-        kl = ops.sum(kl_dims, axis=-1)
+    def reconstruction_nll(self, x, x_hat):
+        """The reconstruction term per sample, (batch,) nats: the model's negative log-likelihood of the input
+        ``x`` given the decoded ``x_hat`` (binary cross-entropy or squared error, summed over the input)."""
+        return reconstruction_loss(x, x_hat, self.reconstruction_loss)
+
+    def kl_dims(self, z_mean, z_log_var):
+        """KL(q(z|x) || N(0, I)) per sample and latent dimension, nats."""
+        return kl_divergence(z_mean, z_log_var)
+
+    def kl_term(self, kl_dims):
+        """The batch's KL term of the objective (before beta and the warm-up weight), with free bits."""
         if self.free_bits > 0:
-            kl_term = ops.sum(ops.maximum(ops.mean(kl_dims, axis=0), self.free_bits))
-        else:
-            kl_term = ops.mean(kl)
+            return ops.sum(ops.maximum(ops.mean(kl_dims, axis=0), self.free_bits))
+        return ops.mean(ops.sum(kl_dims, axis=-1))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # The input is the target; y (per-sample labels such as gamma) is for models whose loss needs them.
+        recon = self.reconstruction_nll(x, y_pred["reconstruction"])
+        kl_dims = self.kl_dims(y_pred["z_mean"], y_pred["z_log_var"])
+        kl = ops.sum(kl_dims, axis=-1)
+        kl_term = self.kl_term(kl_dims)
         self.reconstruction_tracker.update_state(recon)
         self.kl_tracker.update_state(kl)
         total = ops.mean(recon) + self.beta * ops.cast(self.kl_weight, kl_term.dtype) * kl_term
@@ -207,9 +220,9 @@ def _build_conv_vae(input_shape, latent_dim, filters, dense_units, beta, reconst
     upsampling + convolutions, the last one to a single sigmoid channel)."""
     rank = len(input_shape)
     conv, pool, upsample, crop = _conv_layers(rank)
-    _check_positive("latent_dim", latent_dim, integer=True)
+    check_positive("latent_dim", latent_dim, integer=True)
     filters = _check_layers("filters", filters)
-    _check_positive("dense_units", dense_units, integer=True, allow_zero=True)
+    check_positive("dense_units", dense_units, integer=True, allow_zero=True)
     factor = 2 ** len(filters)
     # Any grid side works (50^3, a 38 x 38 matrix): each pooling takes ceil(size / 2) ("same" pooling), so the
     # bottleneck is ceil(size / 2^blocks) per axis, and the decoder, which doubles it back blocks times, crops
@@ -286,9 +299,9 @@ def build_distance_vae(input_shape, latent_dim: int = 64, filters: Sequence[int]
     if architecture == "conv":
         return _build_conv_vae(input_shape, latent_dim, filters, dense_units, beta, reconstruction_loss, free_bits,
                                seed, name, symmetric=True)
-    _check_positive("latent_dim", latent_dim, integer=True)
+    check_positive("latent_dim", latent_dim, integer=True)
     filters = _check_layers("filters", filters)
-    _check_positive("dense_units", dense_units, integer=True, allow_zero=True)
+    check_positive("dense_units", dense_units, integer=True, allow_zero=True)
     anchors = [list(point) for point in anchors]
     if n_particles is None or n_particles + len(anchors) != input_shape[0]:
         raise ValueError(f"build_distance_vae: the rows architecture needs n_particles + len(anchors) = "
@@ -321,7 +334,7 @@ def build_dense_vae(input_shape, latent_dim: int = 2, hidden_units: Sequence[int
     Kept as a baseline that shows why the convolutional models win (the seed: 60 -> 45 -> 22 -> 2).
     """
     input_shape = _check_shape("build_dense_vae", input_shape, (1,))
-    _check_positive("latent_dim", latent_dim, integer=True)
+    check_positive("latent_dim", latent_dim, integer=True)
     hidden_units = _check_layers("hidden_units", hidden_units)
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs

@@ -3,6 +3,7 @@
     voxel        density grids (Conv3D VAE)              vaepipe/representations/voxel.py
     distance     sorted distance matrices + anchors      vaepipe/representations/distance.py
     coordinates  sorted coordinates (dense baseline)      vaepipe/representations/coordinates.py
+    particles    the particles as an unordered set       vaepipe/representations/particles.py
 
 :func:`featurize` is the workflow's entry point: samples + representation + the config's
 ``features.{representation}`` section -> a :class:`FeatureSet`. Lengths are in sigma; features are float32.
@@ -21,12 +22,13 @@ from vaepipe.boundary import check_boundary
 from vaepipe.representations._base import FeatureSet, Representation
 from vaepipe.representations.coordinates import COORDINATES
 from vaepipe.representations.distance import DISTANCE
+from vaepipe.representations.particles import PARTICLES
 from vaepipe.representations.voxel import VOXEL
 
 __all__ = ["REGISTRY", "REPRESENTATIONS", "DEFAULT_PARAMS", "FeatureSet", "Representation", "get",
            "canonical_params", "feature_shape", "featurize"]
 
-REGISTRY: dict[str, Representation] = {r.name: r for r in (VOXEL, DISTANCE, COORDINATES)}
+REGISTRY: dict[str, Representation] = {r.name: r for r in (VOXEL, DISTANCE, COORDINATES, PARTICLES)}
 REPRESENTATIONS = tuple(REGISTRY)
 #: Parameters of each representation when a key is not given: the schema defaults of ``features.*``.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {name: dict(r.defaults) for name, r in REGISTRY.items()}

@@ -97,6 +97,23 @@ class Representation:
         units; must hold ``recon_error``, the headline error."""
         raise NotImplementedError
 
+    def decode_positions(self, features: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
+        """Particle positions (S, N, dim) float64 in sigma, inside [0, L], from (decoded) features of this
+        representation: what the energy of a decoded or generated configuration is computed on."""
+        raise NotImplementedError
+
+    def builder_name(self, params: Mapping[str, Any]) -> str:
+        """The builder in :mod:`vaepipe.models` of the ``vae.{name}`` section (one per architecture)."""
+        return self.model_builder
+
+    def augment(self, features: np.ndarray, gamma: np.ndarray, attrs: Mapping[str, Any],
+                kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Training features with their images under the box's symmetries (``kind``: "none", "mirror" or
+        "symmetry", see :func:`vaepipe.features.box_symmetries`), and the row of the original of each."""
+        if kind == "none":
+            return features, np.arange(len(features))
+        raise error(f"vae.{self.name}.augment", kind, "'none' (this representation has no augmentation)")
+
     def model_kwargs(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> dict:
         """Keyword arguments of :attr:`model_builder` from the ``vae.{name}`` section and the features' attrs."""
         raise NotImplementedError

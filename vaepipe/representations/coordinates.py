@@ -1,7 +1,9 @@
 """``coordinates``: the seed's dense baseline input (:func:`vaepipe.features.sorted_coordinates`).
 
-Features (S, N * dim) float32: particles ordered by coordinate ``sort_axis`` (0 = x), flattened particle-major
-and divided by L, into [0, 1]. Error: ``mae_sigma`` of the coordinates. Model: the dense VAE.
+Features (S, N * dim) float32: particles ordered by coordinate ``sort_axis`` (0 = x, dim - 1 = the height z),
+flattened particle-major and divided by L, into [0, 1]. Error: ``rmsd_sigma``, the permutation-aware RMSD of the
+particles in sigma (each decoded particle matched to one original, Hungarian assignment, no rotation: the box
+fixes the frame); ``mae_sigma`` compares the coordinates in the stored order. Model: the seed's dense VAE.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import numbers
 import numpy as np
 
 from vaepipe._validate import error
+from vaepipe.boundary import apply_symmetry, box_symmetries
 from vaepipe.features import sorted_coordinates
 from vaepipe.representations._base import FeatureSet, Representation
+from vaepipe.structure import matched_rmsd
 
 _DENSE_KEYS = ("latent_dim", "beta", "reconstruction_loss", "free_bits")
 
@@ -44,9 +48,39 @@ class Coordinates(Representation):
         coords, order = sorted_coordinates(positions, box_length, params["sort_axis"])
         return FeatureSet(self.name, coords, order=order, attrs={"sort_axis": params["sort_axis"]})
 
+    def positions(self, features: np.ndarray, attrs) -> np.ndarray:
+        """(S, N * dim) features -> (S, N, dim) positions in sigma."""
+        n, dim = int(attrs["n_particles"]), int(attrs["dim"])
+        return np.asarray(features, dtype=np.float64).reshape(-1, n, dim) * float(attrs["box_length"])
+
+    def decode_positions(self, features, attrs):
+        """Decoded features are coordinates / L: positions in sigma, clipped into the box."""
+        return np.clip(self.positions(features, attrs), 0.0, float(attrs["box_length"]))
+
     def errors(self, diff, original, attrs):
-        mae = np.mean(np.abs(diff.reshape(original.shape[0], -1)), axis=1) * float(attrs["box_length"])
-        return {"mae_sigma": mae, "recon_error": mae}
+        num = original.shape[0]
+        mae = np.mean(np.abs(diff.reshape(num, -1)), axis=1) * float(attrs["box_length"])
+        rmsd = matched_rmsd(self.positions(original + diff, attrs), self.positions(original, attrs))
+        return {"mae_sigma": mae, "rmsd_sigma": np.atleast_1d(rmsd), "recon_error": np.atleast_1d(rmsd)}
+
+    def augment(self, features, gamma, attrs, kind):
+        """Each training configuration with its images under :func:`vaepipe.boundary.box_symmetries` of its
+        state point (mirrors: 4 in 3D; all symmetries: 8 under gravity, 48 at gamma = 0), re-sorted by
+        ``sort_axis`` so the stored convention holds. Returns (features, row of the original)."""
+        positions = self.positions(features, attrs)
+        box, dim = float(attrs["box_length"]), int(attrs["dim"])
+        boundary = str(attrs.get("boundary", "reflect"))
+        parts, rows = [], []
+        for value in np.unique(gamma):
+            index = np.flatnonzero(gamma == value)
+            for perm, flips in box_symmetries(dim, boundary, float(value), kind):
+                image = apply_symmetry(positions[index], box, perm, flips)
+                coords, _ = sorted_coordinates(image, box, int(attrs["sort_axis"]))
+                parts.append(coords)
+                rows.append(index)
+        rows = np.concatenate(rows)
+        order = np.argsort(rows, kind="stable")  # originals' images together, in the originals' order
+        return np.concatenate(parts)[order], rows[order]
 
     def model_kwargs(self, params, attrs):
         kwargs = {k: params[k] for k in _DENSE_KEYS if k in params}

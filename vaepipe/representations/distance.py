@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from vaepipe.features import box_anchors, distance_matrix
+from vaepipe.reconstruct import anchored_positions, classical_mds
 from vaepipe.representations._base import FeatureSet, Representation
 from vaepipe.representations.voxel import conv_model_kwargs
 
@@ -48,6 +49,19 @@ class Distance(Representation):
         meta = {"anchors": json.dumps(params["anchors"], separators=(",", ":")),
                 "distance_scale": box_length * math.sqrt(positions.shape[-1])}
         return FeatureSet(self.name, matrices, order=order, anchors=anchors, attrs=meta)
+
+    def decode_positions(self, features, attrs):
+        """Classical MDS of the (decoded) matrices placed absolutely by their anchor rows (Kabsch onto the known
+        anchors; :func:`vaepipe.reconstruct.anchored_positions`), or centred in the box without anchors; clipped
+        into the box."""
+        n, dim, box = int(attrs["n_particles"]), int(attrs["dim"]), float(attrs["box_length"])
+        matrices = np.asarray(features, dtype=np.float64) * float(attrs["distance_scale"])
+        anchors = np.asarray(attrs.get("anchor_points") or [], dtype=np.float64)
+        if len(anchors) >= dim + 1:
+            positions, _ = anchored_positions(matrices, anchors, dim)
+        else:
+            positions = classical_mds(matrices[:, :n, :n], dim) + box / 2
+        return np.clip(positions, 0.0, box)
 
     def errors(self, diff, original, attrs):
         num = original.shape[0]

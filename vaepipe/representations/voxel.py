@@ -16,6 +16,7 @@ import numpy as np
 
 from vaepipe._validate import error
 from vaepipe.features import NORMALIZATIONS, VOXEL_METHODS, num_cells, voxel_grid
+from vaepipe.gaussfit import fit_gaussian_deposits
 from vaepipe.representations._base import FeatureSet, Representation, check_choice
 
 _CONV_KEYS = ("latent_dim", "beta", "reconstruction_loss", "free_bits", "filters", "dense_units")
@@ -66,6 +67,18 @@ class Voxel(Representation):
         meta = {"voxel_size": params["voxel_size"], "num_cells": num_cells(box_length, params["voxel_size"]),
                 "method": params["method"], "width": params.get("width", math.nan), "normalize": params["normalize"]}
         return FeatureSet(self.name, grids, attrs=meta)
+
+    def decode_positions(self, features, attrs):
+        """N Gaussian deposits fitted to each (decoded) grid with the featurizer's own forward model
+        (:func:`vaepipe.gaussfit.fit_gaussian_deposits`). Count grids have no Gaussian: they are fitted with
+        Gaussians of the standard deviation of a uniform cell, voxel_size / sqrt(12), an approximation."""
+        width = float(attrs.get("width", math.nan))
+        if attrs.get("method") != "gaussian" or not math.isfinite(width):
+            width = float(attrs["voxel_size"]) / math.sqrt(12.0)
+        grids = np.clip(np.asarray(features, dtype=np.float64), 0.0, None)
+        return fit_gaussian_deposits(grids, int(attrs["n_particles"]), float(attrs["box_length"]), width,
+                                     normalize=str(attrs.get("normalize", "max")),
+                                     boundary=str(attrs.get("boundary", "reflect")), dim=int(attrs["dim"]))
 
     def errors(self, diff, original, attrs):
         num = original.shape[0]

@@ -24,7 +24,7 @@ from vaepipe.io._files import write_json
 from vaepipe.io.figures import save_figure
 from vaepipe.io.records import provenance
 
-__all__ = ["StageResult", "Writer", "figure", "json_record", "path", "paths", "wildcard", "write_outputs", "run"]
+__all__ = ["StageResult", "Writer", "multiple", "figure", "json_record", "path", "paths", "wildcard", "write_outputs", "run"]
 
 #: Writes one output: (path, provenance record) -> None.
 Writer = Callable[[str, dict], Any]
@@ -48,6 +48,12 @@ class StageResult:
     provenance_params: Mapping[str, Any] | None = None
     after: Callable[[], None] | None = None
     values: dict[str, Any] = field(default_factory=dict)
+
+
+def multiple(writer: Callable[[list, dict], Any]) -> Writer:
+    """Mark a writer of a list output (e.g. one file per state point): it gets every path, in the rule's order."""
+    writer.multiple = True
+    return writer
 
 
 def figure(fig) -> Writer:
@@ -91,7 +97,7 @@ def write_outputs(result: StageResult, output, params: Mapping[str, Any]) -> Non
     record = provenance(dict(result.provenance_params if result.provenance_params is not None else params),
                         result.seed)
     for name, writer in result.outputs.items():
-        writer(path(output, name), record)
+        writer(paths(output, name) if getattr(writer, "multiple", False) else path(output, name), record)
     if result.after is not None:
         result.after()
 

@@ -78,7 +78,8 @@ def encode(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> Sta
     print(f"{representation}: encoded {len(data.labels)} samples into {z_mean.shape[1]} dimensions", file=sys.stderr)
 
     def write(target, prov):
-        write_latent(target, data.labels, z_mean, z_log_var, {"representation": representation, "provenance": prov})
+        write_latent(target, data.labels, z_mean, z_log_var, {"representation": representation, "provenance": prov,
+                                                               "profile_dim": int(getattr(model, "profile_dim", 0))})
 
     return StageResult(outputs={"latent": write}, values={"labels": data.labels, "z_mean": z_mean,
                                                           "z_log_var": z_log_var})

@@ -4,6 +4,7 @@
 rule latent_analysis:
     input:
         latent="results/latent/{representation}.parquet",
+        samples=training_samples(),
     output:
         metrics="results/analysis/latent/{representation}.json",
         figure=report(
@@ -37,6 +38,7 @@ rule anomaly:
         features=training_features,
         samples=training_samples(),
         heldout=heldout_features,
+        heldout_samples=heldout_samples(),
     output:
         metrics="results/analysis/anomaly/{representation}.json",
         figure=report(
@@ -59,8 +61,7 @@ rule anomaly:
     params:
         seed=config["seed"],
         split=split_params(),
-        analysis=analysis_params("anomaly_score", "overlap_distance"),
-        reconstruction_loss=model_loss,
+        analysis=analysis_params("anomaly_score", "overlap_distance", "tilt_angle"),
         code=code_digest("anomaly"),
     script:
         "../scripts/anomaly.py"
@@ -77,8 +78,14 @@ rule summary:
         anomaly=expand(
             "results/analysis/anomaly/{representation}.json", representation=TRAINED
         ),
-        reconstruction=(["results/reconstruction/metrics.json"] if RECONSTRUCTS else []),
-        generation=["results/generation/metrics.json"] if RECONSTRUCTS else [],
+        reconstruction=expand(
+            "results/reconstruction/{representation}/metrics.json",
+            representation=TRAINED,
+        ),
+        generation=expand(
+            "results/generation/{representation}/metrics.json",
+            representation=TRAINED,
+        ),
     output:
         summary="results/summary.json",
         table=report(

@@ -213,13 +213,16 @@ def learning_outputs():
 
 # The representation whose latent and anomaly numbers fill the summary's headline keys.
 HEADLINE = config["analysis"]["representation"]
-# Reconstruction and generation decode distance matrices: they run when the distance VAE is trained.
-RECONSTRUCTS = "distance" in TRAINED
 
 
 def training_samples(wildcards=None):
     """The samples files of every trained state point, in the order of training_features."""
     return expand("results/samples/{state}.h5", state=TRAIN_STATES)
+
+
+def heldout_samples(wildcards=None):
+    """The samples files of the held-out state points, in the order of heldout_features."""
+    return expand("results/samples/{state}.h5", state=HELDOUT_STATES)
 
 
 def heldout_features(wildcards):
@@ -237,35 +240,45 @@ def analysis_params(*keys):
 
 
 def generation_params():
-    """What the generate job reads: how many to generate, the landscape grid, and the overlap threshold."""
+    """What a generate job reads: how many configurations per state point, the mixture, the relaxation sweeps,
+    and the validity threshold."""
     return {
-        **analysis_params("num_generated", "landscape_grid", "landscape_extent"),
-        **{
-            key: config["reconstruction"][key]
-            for key in ("min_distance", "repair_distance", "repair_steps")
-        },
+        **analysis_params("num_generated", "mixture_components", "relax_sweeps"),
+        "min_distance": config["reconstruction"]["min_distance"],
     }
 
 
-def model_loss(wildcards):
-    """The reconstruction loss of the job's VAE: the anomaly score's likelihood term."""
-    return config["vae"][wildcards.representation]["reconstruction_loss"]
+def reconstruction_params(wildcards):
+    """What a reconstruct job reads: the validity threshold, and for the distance VAE the Gram route's settings
+    (SMACOF iterations, the learned "Model 2")."""
+    section = config_section("reconstruction")
+    if wildcards.representation == "distance":
+        return section
+    return {"min_distance": section["min_distance"]}
 
 
 def reconstruction_outputs():
-    """Files of the reconstruction and generation stages (none without a distance VAE)."""
-    if not RECONSTRUCTS:
-        return []
-    return [
-        "results/reconstruction/test.h5",
-        "results/reconstruction/metrics.json",
-        "results/reconstruction/examples.png",
-        "results/reconstruction/rmsd.png",
-        "results/reconstruction/energy.png",
-        "results/generation/generated.h5",
-        "results/generation/metrics.json",
-        "results/generation/energy_histograms.png",
-        "results/generation/landscape.png",
+    """Files of the reconstruction and generation stages of every trained representation, and the headline's
+    latent energy landscape."""
+    return expand(
+        [
+            "results/reconstruction/{representation}/test.h5",
+            "results/reconstruction/{representation}/metrics.json",
+            "results/reconstruction/{representation}/examples.png",
+            "results/reconstruction/{representation}/rmsd.png",
+            "results/reconstruction/{representation}/energy.png",
+            "results/generation/{representation}/metrics.json",
+            "results/generation/{representation}/energy_histograms.png",
+            "results/generation/{representation}/structure.png",
+        ],
+        representation=TRAINED,
+    ) + expand(
+        "results/generation/{representation}/{state}.h5",
+        representation=TRAINED,
+        state=TRAIN_STATES,
+    ) + [
+        f"results/landscape/{HEADLINE}.json",
+        f"results/landscape/{HEADLINE}.png",
     ]
 
 

@@ -1,86 +1,82 @@
-# From decoded distance matrices back to physics: Gram-matrix (classical MDS) reconstruction of the test set and
-# its energies, then generation from the prior and the energy landscape of the latent plane.
+# What each VAE decodes, back as particles: the test configurations reconstructed (voxel grids by Gaussian
+# deposits, distance matrices by anchored Gram-matrix MDS, coordinates as they are) with their validity, RMSD and
+# energies beside the baselines that bound them; and the latent energy landscape of the headline VAE.
 
 
 rule reconstruct:
     input:
-        model="results/models/distance/vae.keras",
-        features=expand("results/features/distance/{state}.h5", state=TRAIN_STATES),
+        model="results/models/{representation}/vae.keras",
+        features=training_features,
         samples=training_samples(),
     output:
-        arrays="results/reconstruction/test.h5",
-        metrics="results/reconstruction/metrics.json",
+        arrays="results/reconstruction/{representation}/test.h5",
+        metrics="results/reconstruction/{representation}/metrics.json",
         examples=report(
-            "results/reconstruction/examples.png",
+            "results/reconstruction/{representation}/examples.png",
             caption="../report/reconstruction_examples.rst",
             category="Reconstruction",
-            labels={"figure": "configurations"},
+            subcategory="{representation}",
+            labels={"representation": "{representation}", "figure": "configurations"},
         ),
         rmsd=report(
-            "results/reconstruction/rmsd.png",
+            "results/reconstruction/{representation}/rmsd.png",
             caption="../report/reconstruction_rmsd.rst",
             category="Reconstruction",
-            labels={"figure": "RMSD by method"},
+            subcategory="{representation}",
+            labels={"representation": "{representation}", "figure": "RMSD and baselines"},
         ),
         energy=report(
-            "results/reconstruction/energy.png",
+            "results/reconstruction/{representation}/energy.png",
             caption="../report/reconstruction_energy.rst",
             category="Reconstruction",
-            labels={"figure": "energies"},
+            subcategory="{representation}",
+            labels={"representation": "{representation}", "figure": "energies"},
         ),
     log:
-        "logs/reconstruct/distance.log",
+        "logs/reconstruct/{representation}.log",
     benchmark:
-        "results/benchmarks/reconstruct/distance.tsv"
+        "results/benchmarks/reconstruct/{representation}.tsv"
     conda:
         "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
-        mem_mb=distance_mem_mb,
+        mem_mb=train_mem_mb,
         runtime=60,
     params:
         seed=config["seed"],
         split=split_params(),
-        reconstruction=config_section("reconstruction"),
+        reconstruction=reconstruction_params,
         code=code_digest("reconstruct"),
     script:
         "../scripts/reconstruct.py"
 
 
-rule generate:
+rule landscape:
     input:
-        model="results/models/distance/vae.keras",
-        latent="results/latent/distance.parquet",
-        reconstruction="results/reconstruction/test.h5",
-        samples=training_samples(),
+        model="results/models/{representation}/vae.keras",
+        latent="results/latent/{representation}.parquet",
+        features=training_features,
     output:
-        arrays="results/generation/generated.h5",
-        metrics="results/generation/metrics.json",
-        histograms=report(
-            "results/generation/energy_histograms.png",
-            caption="../report/generation_energy.rst",
-            category="Generation",
-            labels={"figure": "energy histograms"},
-        ),
-        landscape=report(
-            "results/generation/landscape.png",
+        metrics="results/landscape/{representation}.json",
+        figure=report(
+            "results/landscape/{representation}.png",
             caption="../report/landscape.rst",
-            category="Generation",
-            labels={"figure": "latent energy landscape"},
+            category="Latent space",
+            subcategory="energy landscape",
+            labels={"representation": "{representation}"},
         ),
     log:
-        "logs/generate/distance.log",
+        "logs/landscape/{representation}.log",
     benchmark:
-        "results/benchmarks/generate/distance.tsv"
+        "results/benchmarks/landscape/{representation}.tsv"
     conda:
         "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
-        mem_mb=distance_mem_mb,
+        mem_mb=train_mem_mb,
         runtime=30,
     params:
-        seed=config["seed"],
-        generation=generation_params(),
-        code=code_digest("generate"),
+        landscape=analysis_params("landscape_grid", "landscape_extent"),
+        code=code_digest("landscape"),
     script:
-        "../scripts/generate.py"
+        "../scripts/landscape.py"

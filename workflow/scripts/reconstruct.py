@@ -1,4 +1,4 @@
-"""The distance VAE's test reconstructions back to configurations, with their energies.
+"""One VAE's test reconstructions back as particles, with their energies and baselines.
 
 Thin glue: the logic is vaepipe.stages.reconstruct.reconstruct."""
 

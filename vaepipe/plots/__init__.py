@@ -24,6 +24,7 @@ __all__ = [
     "voxel_reconstruction_figure",
     "distance_reconstruction_figure",
     "coordinates_reconstruction_figure",
+    "particles_reconstruction_figure",
     "configuration_figure",
     "rmsd_figure",
     "energy_mapping_figure",
@@ -250,6 +251,25 @@ def coordinates_reconstruction_figure(originals: np.ndarray, reconstructions: np
     return fig
 
 
+def particles_reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, box_length: float,
+                                    dim: int, labels=None) -> Figure:
+    """Particles of the particle VAE seen from the side (x, z): original and reconstructed, each reconstructed
+    particle joined to the original it is matched to (Hungarian assignment).
+
+    originals, reconstructions : (K, N, dim) positions / box_length, in any particle order.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    originals = np.asarray(originals, dtype=np.float64).reshape(len(originals), -1, dim)
+    reconstructions = np.asarray(reconstructions, dtype=np.float64).reshape(len(reconstructions), -1, dim)
+    matched = np.empty_like(reconstructions)
+    for k in range(len(originals)):
+        cost = np.sum((originals[k][:, None] - reconstructions[k][None]) ** 2, axis=-1)
+        _, cols = linear_sum_assignment(cost)
+        matched[k] = reconstructions[k][cols]
+    return coordinates_reconstruction_figure(originals, matched, box_length, dim, labels)
+
+
 def _gamma_colours(gamma: np.ndarray):
     """A discrete colour per gamma value: (values, colour of each sample, colour of each value)."""
     from matplotlib import colormaps
@@ -317,29 +337,33 @@ def rmsd_figure(rmsd: Mapping[str, np.ndarray]) -> Figure:
     return fig
 
 
-def energy_mapping_figure(original: np.ndarray, reconstructed: np.ndarray, repaired: np.ndarray,
+def energy_mapping_figure(original: np.ndarray, reconstructed: np.ndarray, repaired: np.ndarray | None,
                           gamma: np.ndarray) -> Figure:
-    """Energy per particle (epsilon) of reconstructions against their originals (left; symlog axis, since one
-    overlap puts a configuration orders of magnitude up) and the distribution of log10 |error| (right)."""
+    """Energy per particle (epsilon, gravity included) of reconstructions against their originals (left; symlog
+    axis, since one overlap puts a configuration orders of magnitude up) and the distribution of log10 |error|
+    (right). ``repaired``: optional second set (e.g. after a repair), or None. Infinite energies are drawn at
+    the largest finite value."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     values, colours, lookup = _gamma_colours(np.asarray(gamma))
-    left.scatter(original, reconstructed, s=8, c=colours, marker="o")
-    left.scatter(original, repaired, s=8, c=colours, marker="x")
+    sets = {"as decoded": np.asarray(reconstructed, dtype=np.float64)}
+    if repaired is not None:
+        sets["overlaps repaired"] = np.asarray(repaired, dtype=np.float64)
+    finite_max = max((float(np.max(v[np.isfinite(v)])) for v in sets.values() if np.isfinite(v).any()), default=1.0)
+    sets = {k: np.where(np.isfinite(v), v, finite_max) for k, v in sets.items()}
+    for (name, data), marker in zip(sets.items(), ("o", "x")):
+        left.scatter(original, data, s=8, c=colours, marker=marker)
+        left.scatter([], [], color="0.4", marker=marker, label=name)
     lo, hi = float(np.min(original)), float(np.max(original))
     left.plot([lo, hi], [lo, hi], color="k", lw=0.8, label="reconstruction = original")
     left.set_yscale("symlog", linthresh=1.0)
     left.set_xlabel(r"Monte Carlo $U/(N\epsilon)$")
     left.set_ylabel(r"reconstruction $U/(N\epsilon)$")
-    left.scatter([], [], color="0.4", marker="o", label="as decoded")
-    left.scatter([], [], color="0.4", marker="x", label="overlaps repaired")
     _gamma_legend_entries(left, values, lookup)
     left.legend(fontsize="x-small", ncol=2)
-    error = np.abs(np.asarray(reconstructed) - np.asarray(original))
-    error_repaired = np.abs(np.asarray(repaired) - np.asarray(original))
-    logs = [np.log10(np.maximum(e, 1e-6)) for e in (error, error_repaired)]
+    logs = [np.log10(np.maximum(np.abs(d - np.asarray(original)), 1e-6)) for d in sets.values()]
     bins = np.linspace(min(-2.0, min(x.min() for x in logs)), max(x.max() for x in logs) + 0.1, 50)
-    for data, name in zip(logs, ("as decoded", "overlaps repaired")):
+    for data, name in zip(logs, sets):
         right.hist(data, bins=bins, histtype="step", lw=1.4,
                    label=f"{name}: median {np.median(10 ** data):.3g} $\\epsilon$")
     right.set_xlabel(r"$\log_{10} |U_{rec} - U_{MC}|/(N\epsilon)$")
@@ -409,21 +433,36 @@ def latent_figure(points: np.ndarray, gamma: np.ndarray, explained: np.ndarray, 
     ax.legend(fontsize="small")
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of the variance)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}%)")
-    ax.set_title(f"{representation}: silhouette {stats['silhouette']:.2f}, gamma k-NN accuracy "
-                 f"{stats['knn_accuracy']:.2f} (chance {stats['chance']:.2f})", fontsize="small")
+    title = (f"{representation}: silhouette {stats['silhouette']:.2f}, gamma k-NN accuracy "
+             f"{stats['knn_accuracy']:.2f} (chance {stats['chance']:.2f}")
+    if "knn_accuracy_ceiling" in stats:
+        title += f", sum(z) alone {stats['knn_accuracy_ceiling']:.2f}"
+    ax.set_title(title + ")", fontsize="small")
     return fig
 
 
-def roc_figure(curves: Mapping[str, Mapping], representation: str, score: str) -> Figure:
-    """ROC curves of the anomaly score against each kind of anomaly, with their areas."""
-    fig = Figure(figsize=(5.5, 5), layout="constrained")
+def roc_figure(curves: Mapping[str, Mapping], representation: str) -> Figure:
+    """ROC curves of the model's anomaly score against each kind of anomaly (solid), beside the physics
+    reference for that kind (dashed: the ceiling -sum(z) for the held-out gamma, the trivial detectors energy
+    and closest pair for overlaps and random configurations, the energy for tilted layers), with their areas.
+
+    curves : {kind: {"model": roc dict, "score": name, "reference": roc dict or None, "reference_name": name}}.
+    """
+    fig = Figure(figsize=(6.2, 5.4), layout="constrained")
     ax = fig.subplots()
-    names = {"overlap": "one overlapping pair", "uniform": "uniformly random", "heldout_gamma": "held-out gamma"}
-    for kind, curve in curves.items():
-        ax.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{names.get(kind, kind)}: AUC {curve['auc']:.3f}")
-    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=0.8, label="chance")
+    names = {"overlap": "one overlapping pair", "uniform": "uniformly random", "heldout_gamma": "held-out gamma",
+             "tilted": "tilted layers"}
+    for i, (kind, entry) in enumerate(curves.items()):
+        model = entry["model"]
+        ax.plot(model["fpr"], model["tpr"], lw=1.5, color=f"C{i}",
+                label=f"{names.get(kind, kind)}, {entry['score']}: AUC {model['auc']:.3f}")
+        reference = entry.get("reference")
+        if reference is not None:
+            ax.plot(reference["fpr"], reference["tpr"], lw=1.0, ls="--", color=f"C{i}",
+                    label=f"  {entry['reference_name']}: AUC {reference['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=0.8, label="chance")
     ax.set_xlabel("false positive rate (normal test samples flagged)")
     ax.set_ylabel("true positive rate")
-    ax.set_title(f"{representation} VAE, score: {score}", fontsize="small")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.set_title(f"{representation} VAE (solid) against physics (dashed)", fontsize="small")
+    ax.legend(fontsize="x-small", loc="lower right")
     return fig
