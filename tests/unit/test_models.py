@@ -16,6 +16,7 @@ from vaepipe import datasets, io, training  # noqa: E402
 from vaepipe.models import (  # noqa: E402
     build_dense_vae,
     build_distance_vae,
+    build_particle_vae,
     build_voxel_vae,
     kl_divergence,
     reconstruction_loss,
@@ -29,6 +30,9 @@ SMALL = {
                                                          architecture="rows", n_particles=6,
                                                          anchors=[[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]])),
     "coordinates": (build_dense_vae, (12,), dict(latent_dim=2, hidden_units=(8, 4))),
+    "particles": (build_particle_vae, (6, 3), dict(n_particles=6, dim=3, box_length=3.0, latent_dim=8,
+                                                  profile_dim=2, hidden_units=(16,), refinement_layers=1,
+                                                  matching_iterations=5)),
 }
 FIT = dict(learning_rate=1e-3, epochs=2, batch_size=8, kl_warmup_epochs=1, patience=0)
 
@@ -298,8 +302,9 @@ def test_reconstruction_errors_in_physical_units():
     err = training.reconstruction_errors("distance", d, d_hat, {"n_particles": 3, "distance_scale": 10.0})
     assert err["mae_sigma"] == pytest.approx(1.0) and err["anchor_mae_sigma"] == pytest.approx(1.0)
     err = training.reconstruction_errors("coordinates", np.zeros((2, 6)), np.full((2, 6), 0.2),
-                                         {"box_length": 5.0})
+                                         {"box_length": 5.0, "n_particles": 2, "dim": 3})
     assert err["mae_sigma"] == pytest.approx(1.0)
+    assert err["rmsd_sigma"] == pytest.approx(np.sqrt(3.0))  # each particle 1 sigma off along all 3 axes
 
 
 def test_train_vae_is_deterministic_and_evaluate_reports_the_baseline():

@@ -103,9 +103,10 @@ class PairRefinement(keras.layers.Layer):
     """
 
     def __init__(self, box_length: float, num_rbf: int = 16, r_min: float = 0.5, r_max: float = 2.5,
-                 units: int = 32, **kwargs):
+                 units: int = 32, max_step: float = 0.25, **kwargs):
         super().__init__(**kwargs)
         self.box_length, self.num_rbf, self.units = float(box_length), int(num_rbf), int(units)
+        self.max_step = float(max_step)
         self.r_min, self.r_max = float(r_min), float(r_max)
         self.hidden = layers.Dense(self.units, activation="silu", name="hidden")
         self.out = layers.Dense(1, kernel_initializer="zeros", name="out")
@@ -125,14 +126,19 @@ class PairRefinement(keras.layers.Layer):
         rbf = ops.exp(-ops.square((r[..., None] - ops.cast(centres, x.dtype)) / width))
         fade = ops.exp(-ops.square(ops.relu(r - self.r_max)) / 0.1)
         f = self.out(self.hidden(rbf))[..., 0] * off_diagonal * fade
-        return ops.clip(x + ops.sum((f / r)[..., None] * diff, axis=2), 0.0, self.box_length)
+        step = ops.sum((f / r)[..., None] * diff, axis=2)
+        # At most max_step sigma per particle and layer (a smooth saturation): one wild pair cannot fling a
+        # particle across the box, or the gradients with it.
+        length = ops.sqrt(ops.sum(ops.square(step), axis=-1, keepdims=True) + 1e-12)
+        step = step * (self.max_step * ops.tanh(length / self.max_step) / length)
+        return ops.clip(x + step, 0.0, self.box_length)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "box_length": self.box_length, "num_rbf": self.num_rbf,
-                "r_min": self.r_min, "r_max": self.r_max, "units": self.units}
+                "r_min": self.r_min, "r_max": self.r_max, "units": self.units, "max_step": self.max_step}
 
 
 @_register
