@@ -72,7 +72,7 @@ class GaussFitResult:
 
 def fit_gaussian_deposits(grids, n_particles: int, box_length: float, width: float, normalize: str = "max",
                           boundary: str = "reflect", max_iter: int = 200, tol: float = 1e-6, init=None,
-                          return_info: bool = False, dim: int | None = None):
+                          return_info: bool = False, dim: int | None = None, max_repairs: int | None = None):
     """Particle positions whose Gaussian deposits reproduce voxel (3D) or pixel (2D) grids.
 
     Parameters
@@ -103,6 +103,9 @@ def fit_gaussian_deposits(grids, n_particles: int, box_length: float, width: flo
     dim : {2, 3}, optional
         Needed only for a 3-axis array with all sides equal, which could be one voxel grid (dim 3) or a stack of
         pixel grids (dim 2).
+    max_repairs : int, optional
+        Repair moves tried per grid at most (step 3; default N). A decoded grid is never fitted to rounding, so
+        it tries them all: fewer trade a little accuracy for speed.
 
     Returns
     -------
@@ -121,6 +124,7 @@ def fit_gaussian_deposits(grids, n_particles: int, box_length: float, width: flo
         raise error("width", width, f"at most box_length / 4 = {MAX_PERIODIC_WIDTH_FRACTION * box_length:g} sigma "
                     f"with boundary {boundary!r}, as in vaepipe.features.voxel_grid")
     max_iter = nonnegative_int("max_iter", max_iter)
+    repairs = n_particles if max_repairs is None else nonnegative_int("max_repairs", max_repairs)
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
         raise error("tol", tol, "a finite number >= 0 (relative improvement of the squared residual)")
     num, n = arr.shape[0], arr.shape[1]
@@ -139,7 +143,7 @@ def fit_gaussian_deposits(grids, n_particles: int, box_length: float, width: flo
         y = arr[part].reshape(-1, n, n ** (dim - 1))
         x = _greedy(model, y, n_particles, normalize) if init is None else init[part].copy()
         positions[part], residual[part], amplitude[part], iterations[part] = _fit(
-            model, y, x, normalize, max_iter, tol)
+            model, y, x, normalize, max_iter, tol, repairs)
     if return_info:
         return GaussFitResult(positions, residual, amplitude, iterations)
     return positions[0] if single else positions
@@ -324,12 +328,13 @@ def _greedy(model: _Model, y: np.ndarray, n_particles: int, normalize: str) -> n
     return x
 
 
-def _fit(model: _Model, y: np.ndarray, x: np.ndarray, normalize: str, max_iter: int, tol: float):
+def _fit(model: _Model, y: np.ndarray, x: np.ndarray, normalize: str, max_iter: int, tol: float,
+         repairs: int):
     """Steps 2 and 3 of the module's docstring: Levenberg-Marquardt, then repair moves while they pay."""
     norm = np.einsum("sij,sij->s", y, y)
     x, amplitude, loss, iterations = _levenberg_marquardt(model, y, x, normalize, np.full(len(y), max_iter), tol)
     trying = np.flatnonzero((loss > _EXACT * norm) & (norm > 0)) if max_iter else np.zeros(0, dtype=np.int64)
-    for _ in range(x.shape[1]):
+    for _ in range(min(x.shape[1], repairs)):
         if trying.size == 0:
             break
         moved = _jump(model, y[trying], x[trying], amplitude[trying])

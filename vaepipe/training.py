@@ -294,7 +294,8 @@ def reconstruction_errors(representation: str, original: np.ndarray, reconstruct
 def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batch_size: int = 256) -> dict:
     """Metrics of a trained model on one split, against the trivial baseline that predicts the training mean.
 
-    Returns a dict: ``vae`` and ``baseline`` (see :func:`reconstruction_errors`), ``recon_error``,
+    Returns a dict: ``vae`` and ``baseline`` (see :func:`reconstruction_errors`), ``recon_error`` (and its
+    median over samples, ``recon_error_median``),
     ``baseline_error`` and their ``error_ratio`` (< 1 means the VAE beats the mean), ``elbo`` (per sample,
     nats, one posterior draw per sample, beta = 1), ``reconstruction_loss`` and ``kl`` (per sample),
     ``kl_per_dim`` (mean over the split, nats), ``active_units`` (dimensions whose z_mean variance over the
@@ -308,7 +309,8 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
     z_mean, z_log_var = encode(model, x, batch_size)
     x_hat = np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
     baseline = np.broadcast_to(data.split("train").mean(axis=0, dtype=np.float64), x.shape)
-    vae_errors = reconstruction_errors(data.representation, x, x_hat, data.attrs)
+    per_sample = sample_errors(data.representation, x, x_hat, data.attrs)
+    vae_errors = {name: float(np.mean(values)) for name, values in per_sample.items()}
     base_errors = reconstruction_errors(data.representation, x, baseline, data.attrs)
 
     rng = np.random.default_rng(seed)
@@ -323,6 +325,7 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
         "vae": vae_errors,
         "baseline": base_errors,
         "recon_error": vae_errors["recon_error"],
+        "recon_error_median": float(np.median(per_sample["recon_error"])),
         "baseline_error": base_errors["recon_error"],
         "error_ratio": vae_errors["recon_error"] / base_errors["recon_error"],
         "reconstruction_loss": float(recon.mean()),

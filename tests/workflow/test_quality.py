@@ -1,13 +1,19 @@
 """The quality bars of the issues, on the default demo config (config.yaml), from one real run of the whole
-pipeline in a temporary directory (sampling, featurization, training, reconstruction, analysis: about 10-15
-minutes on 2 cores), and the HTML report built from it.
+pipeline in a temporary directory (sampling, featurization, training, reconstruction, generation, analysis), and
+the HTML report built from it.
 
-- VAEs: both convolutional VAEs reconstruct the test split with at most half the error of the trivial mean
-  predictor, with no posterior collapse.
-- Reconstruction: the median Gram-reconstruction RMSD is at most 0.5 sigma.
-- Anomaly detection: ROC AUC at least 0.95 against uniformly random configurations and 0.8 against one injected
-  overlap.
-- Latent space: the gamma k-NN accuracy is at least 1.5 times chance.
+The headline representation (analysis.representation: the particle VAE) against the physically-valid-learning
+targets (README, "Physically valid learning"), each beside the reference that bounds it:
+
+- reconstruction: valid fraction >= 0.95, permutation-aware RMSD <= 0.15 sigma, median |dU|/N <= 0.25 eps, all
+  as decoded; the RMSD well below that of the nearest training configuration;
+- generation: valid fraction >= 0.9 as decoded; new configurations (their nearest training configuration about
+  as far as a Monte Carlo test configuration's); the energy W1 / std targets (0.5 as decoded, 0.2 after 10
+  sweeps) are not reached and are held at today's level, with the targets as strict expected failures;
+- latent: gamma k-NN accuracy >= 0.9 x its ceiling (sum(z) alone);
+- anomaly: the model's overlap AUC >= 0.99 beside the trivial detector; held-out gamma within 0.05 of its ceiling;
+  tilted layers invisible to the energy and sum(z) (AUC 0.5);
+- the older bars: both convolutional VAEs beat half the mean predictor, random configurations are anomalous.
 """
 
 import math
@@ -24,16 +30,13 @@ from vaepipe.io import SUMMARY_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_ERROR_RATIO = 0.5
-MAX_RMSD = 0.5  # sigma
 MIN_AUC_UNIFORM = 0.95
-MIN_AUC_OVERLAP = 0.8
-MIN_KNN_OVER_CHANCE = 1.5
 
 
 def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(REPO / "config.yaml"), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=3000)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +49,15 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def demo_metrics(demo):
-    return {r: io.read_json(demo / f"results/models/{r}/metrics.json") for r in ("voxel", "distance", "coordinates")}
+    return {r: io.read_json(demo / f"results/models/{r}/metrics.json")
+            for r in ("voxel", "distance", "coordinates", "particles")}
 
 
 @pytest.fixture(scope="module")
 def summary(demo):
-    return io.read_summary(demo / "results/summary.json")
+    s = io.read_summary(demo / "results/summary.json")
+    print({k: round(v, 4) for k, v in s.items() if isinstance(v, float) and k.count(".") == 1})
+    return s
 
 
 @pytest.mark.training
@@ -67,64 +73,85 @@ def test_conv_vaes_beat_half_the_mean_predictor(demo_metrics, representation):
 
 
 @pytest.mark.training
-def test_dense_baseline_is_reported_and_worse_than_the_distance_model(demo_metrics):
-    # the seed's dense model on sorted coordinates: the reason the convolutional models exist
-    assert demo_metrics["coordinates"]["error_ratio"] > demo_metrics["distance"]["error_ratio"]
-
-
-@pytest.mark.training
 def test_summary_holds_every_contract_key_as_a_float(summary):
     for key in SUMMARY_KEYS:
         assert isinstance(summary[key], float), key
-    # With a held-out gamma and a distance VAE configured, every headline quantity applies.
-    missing = [k for k in SUMMARY_KEYS if math.isnan(summary[k])]
-    assert not missing
-    print({k: round(summary[k], 4) for k in SUMMARY_KEYS})
+    # With a held-out gamma and every representation trained, every headline quantity applies.
+    assert [k for k in SUMMARY_KEYS if math.isnan(summary[k])] == []
 
 
 @pytest.mark.training
-def test_gram_reconstruction_rmsd(summary, demo):
-    print(f"median RMSD: Gram + alignment {summary['reconstruction.rmsd_median']:.3f} sigma, anchored "
-          f"{summary['reconstruction.rmsd_anchored_median']:.3f}")
-    assert summary["reconstruction.rmsd_median"] <= MAX_RMSD
-    # The anchored placement never sees the original, so it cannot beat the optimal superposition.
-    assert summary["reconstruction.rmsd_anchored_median"] >= summary["reconstruction.rmsd_median"]
-    metrics = io.read_json(demo / "results/reconstruction/metrics.json")
-    # The Gram method on the original (float32) matrices is exact up to rounding.
-    assert metrics["rmsd_exact_median"] < 1e-5
+def test_reconstructions_are_physical(summary):
+    assert summary["reconstruction.valid_fraction"] >= 0.95
+    assert summary["reconstruction.rmsd_anchored_median"] <= 0.15
+    assert summary["reconstruction.energy_abs_error_per_particle_median"] <= 0.25
+    # far better than the nearest training configuration, which is better than two random ones
+    assert summary["reconstruction.rmsd_anchored_median"] < 0.5 * summary["reconstruction.rmsd_nearest_training_median"]
+    assert summary["reconstruction.rmsd_nearest_training_median"] < summary["reconstruction.rmsd_random_pair_median"]
 
 
 @pytest.mark.training
-def test_gamma_is_predictable_from_the_latent_means(summary):
-    ratio = summary["latent.gamma_knn_accuracy"] / summary["latent.gamma_chance"]
-    print(f"gamma k-NN accuracy {summary['latent.gamma_knn_accuracy']:.3f}, chance "
-          f"{summary['latent.gamma_chance']:.3f}: {ratio:.2f}x")
-    assert ratio >= MIN_KNN_OVER_CHANCE
+def test_generated_configurations_are_valid_and_new(summary, demo):
+    assert summary["generation.valid_fraction"] >= 0.9
+    # new, not copies: as far from the training set as Monte Carlo's own test configurations are
+    assert summary["generation.nearest_training_rmsd_median"] >= 0.9 * summary[
+        "generation.nearest_training_rmsd_median_mc_test"]
+    # the contract file of every state point, S >= 500
+    for state in ("gamma0_T1", "gamma0.25_T1", "gamma0.5_T1", "gamma1_T1"):
+        arrays, attrs = io.read_arrays(demo / f"results/generation/particles/{state}.h5", io.GENERATED_FORMAT)
+        assert arrays["positions"].shape == (500, 30, 3) and attrs["state"] == state
 
 
 @pytest.mark.training
-def test_random_configurations_are_anomalous(summary):
+def test_generated_energies_hold_todays_level(summary):
+    # README, "What limits these numbers": the dense states' generated configurations are too strained as
+    # decoded; these bars keep them from getting worse.
+    assert summary["generation.energy_w1_over_std"] <= 8.0
+    assert summary["generation.energy_w1_over_std_relaxed10"] <= 1.5
+    assert summary["generation.energy_w1_over_std_relaxed10"] < summary["generation.energy_w1_over_std"]
+
+
+@pytest.mark.training
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'What limits these numbers'): the generated "
+                   "configurations of the dense state points are strained, energy W1 / std 3-9 as decoded")
+def test_generated_energy_target_as_decoded(summary):
+    assert summary["generation.energy_w1_over_std"] <= 0.5
+
+
+@pytest.mark.training
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'What limits these numbers'): 10 sweeps relax "
+                   "gamma <= 0.25 to the target but not the dense layers of gamma 0.5 and 1")
+def test_generated_energy_target_after_ten_sweeps(summary):
+    assert summary["generation.energy_w1_over_std_relaxed10"] <= 0.2
+
+
+@pytest.mark.training
+def test_latent_clusters_by_gamma_near_its_ceiling(summary):
+    assert summary["latent.gamma_knn_accuracy"] >= 0.9 * summary["latent.gamma_knn_accuracy_ceiling"]
+    assert summary["latent.gamma_knn_accuracy_ceiling"] > 0.9  # sum(z) does separate the demo's gammas
+
+
+@pytest.mark.training
+def test_anomalies_against_their_physics_references(summary):
+    assert summary["anomaly.auc_overlap"] >= 0.99 and summary["anomaly.auc_overlap_trivial"] >= 0.99
     assert summary["anomaly.auc_uniform"] >= MIN_AUC_UNIFORM
-
-
-@pytest.mark.training
-@pytest.mark.xfail(strict=True, reason="known gap (README, 'What limits these numbers'): one overlapping pair changes "
-                   "2 of 1444 matrix entries by less than the VAE's own reconstruction error, so no "
-                   "whole-sample score sees it; AUC about 0.5")
-def test_one_overlapping_pair_is_anomalous(summary):
-    assert summary["anomaly.auc_overlap"] >= MIN_AUC_OVERLAP
+    assert summary["anomaly.auc_heldout_gamma"] >= summary["anomaly.auc_heldout_gamma_ceiling"] - 0.05
+    # tilted layers keep the energy and sum(z): the references are at chance, by construction
+    assert summary["anomaly.auc_tilted_trivial"] == pytest.approx(0.5, abs=0.02)
 
 
 @pytest.mark.training
 def test_report_holds_every_figure_and_the_summary(demo):
     figures = Counter(p.name for p in (demo / "results").rglob("*.png"))
-    assert sum(figures.values()) == 27  # 5 state points x 2, 3 models x 2, reconstruction 3, generation 2, 3 x 2
+    # 5 state points x 2; per representation: model 2, reconstruction 3, generation 2, latent 1, anomaly 1;
+    # the landscape 1 and the latent-size curve 1
+    assert sum(figures.values()) == 10 + 4 * 9 + 2
     proc = _snakemake(demo, "--report", "report.zip")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     with zipfile.ZipFile(demo / "report.zip") as archive:
         names = archive.namelist()
     # The archive keeps each file under its own folder by base name: every figure, and the summary table.
-    assert Counter(Path(n).name for n in names if n.endswith(".png")) == figures
+    assert sum(n.endswith(".png") for n in names) == sum(figures.values())
     assert any(n.endswith("/summary.tsv") for n in names) and any(n.endswith("report.html") for n in names)
     # The self-contained HTML report that users open.
     proc = _snakemake(demo, "--report", "report.html")

@@ -14,7 +14,7 @@ from vaepipe import io
 REPO = Path(__file__).resolve().parents[2]
 STATES = ("gamma0_T1", "gamma1_T1")
 TINY = (Path(__file__).resolve().parents[1] / "data" / "tiny.yaml").read_text()
-REPRESENTATIONS = ("voxel", "distance", "coordinates")
+REPRESENTATIONS = ("voxel", "distance", "coordinates", "particles")
 
 
 def _snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -40,7 +40,7 @@ def runs(tiny_finished):
 def _result_files(workdir: Path) -> dict[str, bytes]:
     files = {}
     for sub in ("results/preliminary", "results/samples", "results/features", "results/models", "results/latent",
-                "results/reconstruction", "results/generation", "results/analysis"):
+                "results/reconstruction", "results/generation", "results/analysis", "results/landscape"):
         for path in sorted((workdir / sub).rglob("*")):
             if path.is_file():
                 files[path.relative_to(workdir).as_posix()] = path.read_bytes()
@@ -87,7 +87,8 @@ def test_learning_stages_follow_their_layouts(runs):
         feats = io.read_features(work / f"results/features/{representation}/gamma1_T1.h5")
         assert feats.features.dtype == "float32" and feats.num_samples == 40
         assert feats.features.min() >= 0 and feats.features.max() <= 1
-        expected = {"voxel": (8, 8, 8), "distance": (16, 16), "coordinates": (24,)}[representation]
+        expected = {"voxel": (8, 8, 8), "distance": (16, 16), "coordinates": (24,),
+                    "particles": (8, 3)}[representation]
         assert feats.features.shape[1:] == expected
         model_dir = work / f"results/models/{representation}"
         for name in ("vae.keras", "history.csv", "metrics.json", "loss.png", "reconstructions.png"):
@@ -99,7 +100,7 @@ def test_learning_stages_follow_their_layouts(runs):
         assert metrics["error_ratio"] > 0 and metrics["provenance"]["config"]["model"]["epochs"] == 2
         frame, attrs = io.read_latent(work / f"results/latent/{representation}.parquet")
         assert len(frame) == 80 and attrs["representation"] == representation
-        latent_dim = 2 if representation == "coordinates" else 3
+        latent_dim = {"coordinates": 2, "particles": 8}.get(representation, 3)
         assert [c for c in frame if c.startswith("z_mean_")] == [f"z_mean_{i}" for i in range(latent_dim)]
         assert frame.groupby("split").size().to_dict() == {"test": 8, "train": 64, "validation": 8}
         assert set(frame["gamma"]) == {0.0, 1.0}
@@ -115,20 +116,37 @@ def test_stages_after_learning_follow_their_layouts(runs):
     from vaepipe.io import SUMMARY_KEYS
 
     work, _ = runs
-    arrays, attrs = io.read_arrays(work / "results/reconstruction/test.h5", io.RECONSTRUCTION_FORMAT)
     num_test = 8  # 10% of 40 at each of the 2 trained state points
-    for name in ("original", "gram", "anchored", "repaired", "learned"):
-        assert arrays[name].shape == (num_test, 8, 3), name
-    assert sorted(set(arrays["state"])) == list(STATES)
-    assert attrs["n_particles"] == 8 and json.loads(attrs["anchor_points"])[1] == [0.0, 0.0, 4.0]
-    # the reconstructions' energies are the sampler's: the originals' match the samples files
-    for state in STATES:
-        samples = io.read_samples(work / f"results/samples/{state}.h5")
-        rows = arrays["state"] == state
-        assert np.allclose(arrays["energy_original"][rows], samples.energy[arrays["sample_index"][rows]],
-                           rtol=1e-9, atol=1e-9)
-    generated, _ = io.read_arrays(work / "results/generation/generated.h5", io.GENERATED_FORMAT)
-    assert generated["positions"].shape == (100, 8, 3) and generated["z"].shape == (100, 3)
+    for representation in REPRESENTATIONS:
+        arrays, attrs = io.read_arrays(work / f"results/reconstruction/{representation}/test.h5",
+                                       io.RECONSTRUCTION_FORMAT)
+        for name in ("original", "reconstructed"):
+            assert arrays[name].shape == (num_test, 8, 3), (representation, name)
+        assert (arrays["reconstructed"] >= 0).all() and (arrays["reconstructed"] <= 4.0).all()
+        assert sorted(set(arrays["state"])) == list(STATES) and attrs["representation"] == representation
+        # the energies are the sampler's: the originals' match the samples files
+        for state in STATES:
+            samples = io.read_samples(work / f"results/samples/{state}.h5")
+            rows = arrays["state"] == state
+            assert np.allclose(arrays["energy_original"][rows], samples.energy[arrays["sample_index"][rows]],
+                               rtol=1e-9, atol=1e-9)
+        metrics = io.read_json(work / f"results/reconstruction/{representation}/metrics.json")
+        assert 0 <= metrics["valid_fraction"] <= 1 and metrics["rmsd_random_pair_median"] > 0
+        # the contract of results/generation/{representation}/{state}.h5
+        for state in STATES:
+            generated, gattrs = io.read_arrays(work / f"results/generation/{representation}/{state}.h5",
+                                               io.GENERATED_FORMAT)
+            assert generated["positions"].shape == (50, 8, 3) and generated["positions"].dtype == np.float64
+            assert (generated["positions"] >= 0).all() and (generated["positions"] <= 4.0).all()
+            assert gattrs["state"] == state and gattrs["representation"] == representation
+            assert gattrs["gamma"] == (0.0 if state == "gamma0_T1" else 1.0) and gattrs["temperature"] == 1.0
+            assert (gattrs["n_particles"], gattrs["box_length"], gattrs["dim"]) == (8, 4.0, 3)
+            for k in (1, 3):
+                assert generated[f"positions_relaxed{k}"].shape == (50, 8, 3)
+        gen = io.read_json(work / f"results/generation/{representation}/metrics.json")
+        assert set(gen["states"]) == set(STATES) and gen["relax_sweeps"] == [1, 3]
+        assert 0 <= gen["mean_over_states"]["valid_fraction"] <= 1
+    assert distance_extras(work)
     for representation in REPRESENTATIONS:
         latent = io.read_json(work / f"results/analysis/latent/{representation}.json")
         assert latent["chance"] == 0.5 and latent["num_samples"] == 80
@@ -147,10 +165,18 @@ def test_stages_after_learning_follow_their_layouts(runs):
 
 
 def test_every_stage_wrote_its_files(runs):
-    # per state: 4 sampling files + 3 features files; per representation: 5 model files + 1 latent file + 4
-    # analysis files; reconstruction 5, generation 4, summary 2
+    # per state: 4 sampling files + 4 features files; per representation: 5 model files + 1 latent file + 4
+    # analysis files + 5 reconstruction files + 3 generation files and one per trained state point; the
+    # headline's landscape 2, the latent-size curve 2, summary 2
     files = _result_files(runs[0])
-    assert len(files) == 7 * len(STATES) + 10 * len(REPRESENTATIONS) + 11
+    trained = [s for s in STATES]
+    assert len(files) == 8 * len(STATES) + (18 + len(trained)) * len(REPRESENTATIONS) + 6
+
+
+def distance_extras(work: Path) -> bool:
+    """The distance VAE's Gram-matrix route is in its reconstruction metrics."""
+    extras = io.read_json(work / "results/reconstruction/distance/metrics.json")["distance"]
+    return extras["rmsd_exact_median"] < 1e-4 and extras["rmsd_gram_median"] > 0
 
 
 def test_second_run_has_nothing_to_do(runs):

@@ -42,9 +42,9 @@ from keras import layers, ops
 from vaepipe.models.layers import ClipValues, Sampling
 from vaepipe.models.physics import capped_energy, matched_squared_error, overlap_hinge, pair_distances
 from vaepipe.models.vae import VAE, check_positive
+from vaepipe.representations.particles import particle_pca
 
-__all__ = ["ParticleVAE", "HeightSorted", "PairRefinement", "ExcludedVolume", "build_particle_vae",
-           "particle_pca"]
+__all__ = ["ParticleVAE", "HeightSorted", "PairRefinement", "ExcludedVolume", "build_particle_vae"]
 
 
 def _register(cls):
@@ -168,27 +168,6 @@ class ExcludedVolume(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "box_length": self.box_length, "min_distance": self.min_distance,
                 "steps": self.steps}
-
-
-def particle_pca(positions: np.ndarray, num_components: int, box_length: float, mirror: bool = True):
-    """Mean (N * dim,) and the leading components (k, N * dim) with their standard deviations (k,) of
-    height-sorted configurations (S, N, dim) in sigma; ``mirror`` adds the x (and y) mirror images, so the
-    components respect the box's symmetry."""
-    x = np.asarray(positions, dtype=np.float64)
-    if mirror:
-        copies = [x]
-        for axis in range(x.shape[-1] - 1):
-            flipped = np.concatenate([c.copy() for c in copies])
-            flipped[..., axis] = box_length - flipped[..., axis]
-            copies.append(flipped)
-        x = np.concatenate(copies)
-    order = np.argsort(x[..., -1], axis=1, kind="stable")
-    flat = np.take_along_axis(x, order[..., None], axis=1).reshape(len(x), -1)
-    mean = flat.mean(axis=0)
-    _, singular, vt = np.linalg.svd(flat - mean, full_matrices=False)
-    k = min(num_components, vt.shape[0])
-    std = singular[:k] / math.sqrt(max(len(flat) - 1, 1))
-    return mean, vt[:k], np.where(std > 1e-12, std, 1.0)
 
 
 @_register
@@ -330,7 +309,8 @@ def _mlp(x, units: Sequence[int], prefix: str):
 
 def build_particle_vae(input_shape, n_particles: int, dim: int, box_length: float, latent_dim: int = 64,
                        profile_dim: int = 4, hidden_units: Sequence[int] = (256,), refinement_layers: int = 3,
-                       min_distance: float = 0.9, projection_steps: int = 5, beta: float = 1.0,
+                       min_distance: float = 0.9, projection_steps: int = 5, post_refinement_layers: int = 0,
+                       beta: float = 1.0,
                        free_bits: float = 0.0, seed: int | None = None, name: str = "particle_vae",
                        **loss) -> ParticleVAE:
     """The particle VAE (module docstring). ``loss``: the keyword arguments of :class:`ParticleVAE` (noise,
@@ -348,6 +328,7 @@ def build_particle_vae(input_shape, n_particles: int, dim: int, box_length: floa
                          f"the rest of the latent encodes the horizontal placement")
     check_positive("refinement_layers", refinement_layers, integer=True, allow_zero=True)
     check_positive("projection_steps", projection_steps, integer=True, allow_zero=True)
+    check_positive("post_refinement_layers", post_refinement_layers, integer=True, allow_zero=True)
     check_positive("min_distance", min_distance)
     hidden = tuple(int(u) for u in hidden_units)
     local_dim = latent_dim - profile_dim
@@ -384,6 +365,8 @@ def build_particle_vae(input_shape, n_particles: int, dim: int, box_length: floa
         y = ExcludedVolume(box, min_distance, projection_steps, name="excluded_volume")(y)
     else:
         y = ClipValues(0.0, box, name="in_box")(y)
+    for i in range(post_refinement_layers):
+        y = PairRefinement(box, name=f"post_refinement{i}")(y)
     y = layers.Rescaling(1.0 / box, name="normalized")(layers.Reshape(input_shape, name="output_shape")(y))
     decoder = keras.Model(latent, y, name=f"{name}_decoder")
     model = ParticleVAE(encoder, decoder, beta=beta, free_bits=free_bits, n_particles=n, dim=dim, box_length=box,

@@ -10,15 +10,39 @@ energy. Augmentation (``vae.particles.augment``): the box's symmetries of each s
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vaepipe.boundary import apply_symmetry, box_symmetries
 from vaepipe.representations._base import FeatureSet, Representation
 from vaepipe.structure import matched_rmsd
 
-_MODEL_KEYS = ("latent_dim", "profile_dim", "refinement_layers", "min_distance", "projection_steps", "beta",
+_MODEL_KEYS = ("latent_dim", "profile_dim", "refinement_layers", "min_distance", "projection_steps",
+               "post_refinement_layers", "beta",
                "free_bits", "noise", "energy_weight", "energy_tolerance", "energy_cap", "local_weight",
                "local_scale", "overlap_weight", "overlap_distance", "matching_epsilon", "matching_iterations")
+
+
+def particle_pca(positions: np.ndarray, num_components: int, box_length: float, mirror: bool = True):
+    """Mean (N * dim,) and the leading components (k, N * dim) with their standard deviations (k,) of
+    height-sorted configurations (S, N, dim) in sigma; ``mirror`` adds the x (and y) mirror images, so the
+    components respect the box's symmetry."""
+    x = np.asarray(positions, dtype=np.float64)
+    if mirror:
+        copies = [x]
+        for axis in range(x.shape[-1] - 1):
+            flipped = np.concatenate([c.copy() for c in copies])
+            flipped[..., axis] = box_length - flipped[..., axis]
+            copies.append(flipped)
+        x = np.concatenate(copies)
+    order = np.argsort(x[..., -1], axis=1, kind="stable")
+    flat = np.take_along_axis(x, order[..., None], axis=1).reshape(len(x), -1)
+    mean = flat.mean(axis=0)
+    _, singular, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    k = min(num_components, vt.shape[0])
+    std = singular[:k] / math.sqrt(max(len(flat) - 1, 1))
+    return mean, vt[:k], np.where(std > 1e-12, std, 1.0)
 
 
 class Particles(Representation):

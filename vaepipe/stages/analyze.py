@@ -33,10 +33,11 @@ __all__ = ["latent_analysis", "anomaly", "summary", "summarize", "anomaly_scores
 
 #: Model-based anomaly scores (higher = more anomalous): the negative ELBO (the model's reconstruction
 #: likelihood of its decoded posterior mean + KL, nats); the representation's reconstruction error; the latent
-#: means' negative log density under a Gaussian mixture of the training latent means; and the input's pair
+#: means' negative log density under a Gaussian mixture of the training latent means, and the same for the
+#: model's state block alone (the particle VAE's profile dimensions; the whole latent otherwise); and the input's pair
 #: energy per particle minus that of its own reconstruction (epsilon): the model says what a physical version of
 #: the input looks like, physics says how far the input is from it.
-MODEL_SCORES = ("neg_elbo", "recon_error", "latent_nll", "energy_gap")
+MODEL_SCORES = ("neg_elbo", "recon_error", "latent_nll", "state_latent_nll", "energy_gap")
 ANOMALY_KINDS = ("overlap", "uniform", "heldout_gamma", "tilted")
 _REFERENCES = {"overlap": ("energy", "closest_pair"), "uniform": ("energy", "closest_pair"),
                "heldout_gamma": ("sum_z",), "tilted": ("energy", "sum_z")}
@@ -95,9 +96,11 @@ def latent_analysis(input, params: Mapping[str, Any], wildcards=None, threads: i
 
 
 def anomaly_scores(model, representation: str, features: np.ndarray, positions: np.ndarray,
-                   attrs: Mapping[str, Any], mixture=None, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Per-sample scores, higher = more anomalous: :data:`MODEL_SCORES` (latent_nll needs ``mixture``, a fitted
-    sklearn GaussianMixture of training latent means) and the physics references ``energy`` (pair energy per
+                   attrs: Mapping[str, Any], mixture=None, state_mixture=None,
+                   batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Per-sample scores, higher = more anomalous: :data:`MODEL_SCORES` (latent_nll and state_latent_nll need
+    ``mixture`` and ``state_mixture``, sklearn GaussianMixtures fitted to the training latent means and to their
+    first ``model.profile_dim`` dimensions) and the physics references ``energy`` (pair energy per
     particle U_LJ/N, epsilon), ``closest_pair`` (minus the closest pair distance, sigma) and ``sum_z`` (minus
     the sum of heights, sigma). positions : (S, N, dim) sigma, the configurations behind ``features``."""
     from keras import ops
@@ -119,12 +122,27 @@ def anomaly_scores(model, representation: str, features: np.ndarray, positions: 
         "recon_error": training.sample_errors(representation, features, decoded, attrs)["recon_error"],
         "latent_nll": (-mixture.score_samples(z_mean.astype(np.float64)) if mixture is not None
                        else np.full(len(features), np.nan)),
+        "state_latent_nll": (-state_mixture.score_samples(_state_block(model, z_mean)) if state_mixture is not None
+                             else np.full(len(features), np.nan)),
         "energy_gap": np.where(np.isfinite(decoded_energy), energy - decoded_energy, -np.inf),
         "energy": energy,
         "closest_pair": -structure.min_pair_distance(positions),
         "sum_z": -positions[..., -1].sum(axis=1),
     }
     return out
+
+
+def _state_block(model, z_mean: np.ndarray) -> np.ndarray:
+    """The latent dimensions that describe the state: the profile block of a particle VAE, else all."""
+    profile = int(getattr(model, "profile_dim", 0))
+    return np.asarray(z_mean[:, :profile] if profile else z_mean, dtype=np.float64)
+
+
+def _mixture(z: np.ndarray, seed: int):
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(int(max(1, min(8, len(z) // 20))), covariance_type="full", reg_covar=1e-5,
+                           random_state=seed).fit(np.asarray(z, dtype=np.float64))
 
 
 def _tilted(test: TestSet, max_degrees: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -166,8 +184,6 @@ def anomaly(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) 
     ``heldout_samples`` (per held-out state point, maybe none).
     params : ``seed``, ``split`` and ``analysis`` (anomaly_score, overlap_distance, tilt_angle).
     """
-    from sklearn.mixture import GaussianMixture
-
     training.configure_threads(threads)
     settings = params["analysis"]
     full = load_test_set(paths(input, "features"), paths(input, "samples"), params["seed"], params["split"],
@@ -187,8 +203,8 @@ def anomaly(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) 
         return rep.featurize(np.asarray(positions, dtype=np.float64), box, boundary, feature_params).features
 
     z_train, _ = training.encode(model, full.features[(full.labels["split"] == "train").to_numpy()])
-    mixture = GaussianMixture(int(max(1, min(8, len(z_train) // 20))), covariance_type="full", reg_covar=1e-5,
-                              random_state=seed_int(seed)).fit(z_train.astype(np.float64))
+    mixture = _mixture(z_train, seed_int(seed))
+    state_mixture = _mixture(_state_block(model, z_train), seed_int(seed))
     overlap = analysis.inject_overlap(test.positions, box, rng, distance=tuple(settings["overlap_distance"]))
     uniform = analysis.uniform_configurations(len(test.positions), n, dim, box, rng)
     tilted_rows, tilted, tilt_stats = _tilted(test, float(settings["tilt_angle"]), rng)
@@ -200,7 +216,8 @@ def anomaly(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) 
     if heldout_features:
         heldout = load_test_set(heldout_features, paths(input, "heldout_samples"), params["seed"], params["split"])
         sets["heldout_gamma"] = (heldout.features, heldout.positions)
-    scores = {name: anomaly_scores(model, representation, x, p, attrs, mixture) for name, (x, p) in sets.items()}
+    scores = {name: anomaly_scores(model, representation, x, p, attrs, mixture, state_mixture)
+              for name, (x, p) in sets.items()}
     chosen = dict(settings["anomaly_score"])
     metrics = {"representation": representation, "score": chosen, "num_normal": int(len(test.features)),
                **tilt_stats}

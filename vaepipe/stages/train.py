@@ -13,7 +13,7 @@ from vaepipe.io.models import read_model, write_model, write_table_csv
 from vaepipe.seeds import derive_seed, seed_int
 from vaepipe.stages import StageResult, figure, json_record, path, paths, wildcard
 
-__all__ = ["train_vae", "encode"]
+__all__ = ["train_vae", "encode", "latent_scan"]
 
 
 def train_vae(input, params: Mapping[str, Any], wildcards, threads: int = 1, progress: bool = True) -> StageResult:
@@ -83,3 +83,59 @@ def encode(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> Sta
 
     return StageResult(outputs={"latent": write}, values={"labels": data.labels, "z_mean": z_mean,
                                                           "z_log_var": z_log_var})
+
+
+def latent_scan(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> StageResult:
+    """Rule ``latent_scan``: reconstruction quality against latent size for the particle VAE (wildcard
+    ``representation``, a particles representation). Outputs ``metrics`` and ``figure``.
+
+    Two curves of the median permutation-aware RMSD of the test configurations (sigma): the linear code (the
+    leading principal components of the height-sorted training configurations, with their mirror images) at
+    every size from 1 to N dim, which costs nothing; and the trained VAE at the sizes ``scan.sizes`` (each a full
+    training with the model's section, ``latent_dim`` replaced; none on the demo, see README) and at the
+    configured size (input ``metrics``, the trained model's test metrics).
+
+    input : ``features`` (every trained state point) and ``metrics``. params : ``seed``, ``split``,
+    ``deterministic``, ``model`` (the representation's section) and ``scan`` {sizes}.
+    """
+    import numpy as np
+
+    from vaepipe.io._files import read_json
+    from vaepipe.representations.particles import particle_pca
+    from vaepipe.plots.generation import latent_size_figure
+    from vaepipe.structure import matched_rmsd
+
+    representation = wildcard(wildcards, "representation")
+    data = load_training_data(paths(input, "features"), params["seed"], **params["split"])
+    attrs = data.attrs
+    n, dim, box = int(attrs["n_particles"]), int(attrs["dim"]), float(attrs["box_length"])
+    train = data.split("train").astype(np.float64).reshape(-1, n, dim) * box
+    test = data.split("test").astype(np.float64).reshape(-1, n, dim) * box
+    mean, components, _ = particle_pca(train, n * dim, box, mirror=True)
+    order = np.argsort(test[..., -1], axis=1, kind="stable")
+    flat = np.take_along_axis(test, order[..., None], axis=1).reshape(len(test), -1)
+    coefficients = (flat - mean) @ components.T
+    linear = {}
+    for k in range(1, components.shape[0] + 1):
+        decoded = (mean + coefficients[:, :k] @ components[:k]).reshape(-1, n, dim)
+        linear[k] = float(np.median(matched_rmsd(np.clip(decoded, 0.0, box), test)))
+    chosen = int(params["model"]["latent_dim"])
+    trained = {chosen: float(read_json(path(input, "metrics"))["recon_error_median"])}
+    if params["scan"]["sizes"]:
+        training.configure_threads(threads)
+    for size in sorted(int(s) for s in params["scan"]["sizes"]):
+        section = {**params["model"], "latent_dim": size,
+                   "profile_dim": min(int(params["model"].get("profile_dim", 0)), size - 1)}
+        seed = derive_seed(params["seed"], "latent_scan", f"{representation}:{size}")
+        result = training.train_vae(data, section, seed, deterministic=params["deterministic"], progress=False)
+        decoded = np.asarray(result.model.decoder.predict(result.model.encoder.predict(
+            data.split("test"), verbose=0)[0], verbose=0), dtype=np.float64).reshape(-1, n, dim) * box
+        trained[size] = float(np.median(matched_rmsd(np.clip(decoded, 0.0, box), test)))
+        print(f"{representation}: latent {size}: median test RMSD {trained[size]:.3f} sigma (linear code "
+              f"{linear.get(size, float('nan')):.3f})", file=sys.stderr, flush=True)
+    metrics = {"representation": representation, "degrees_of_freedom": n * dim, "configured_latent_dim": chosen,
+               "linear_code_rmsd_median": {str(k): v for k, v in linear.items()},
+               "vae_rmsd_median": {str(k): v for k, v in sorted(trained.items())}}
+    plot = latent_size_figure(linear, trained, chosen, n * dim, representation, ceiling=0.15)
+    return StageResult(outputs={"metrics": json_record(metrics), "figure": figure(plot)},
+                       seed=derive_seed(params["seed"], "latent_scan", representation), values={"metrics": metrics})

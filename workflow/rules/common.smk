@@ -292,4 +292,14 @@ def analysis_outputs():
             "results/analysis/anomaly/{representation}.png",
         ],
         representation=TRAINED,
-    ) + ["results/summary.json", "results/summary.tsv"]
+    ) + latent_scan_outputs() + ["results/summary.json", "results/summary.tsv"]
+
+
+def latent_scan_outputs():
+    """The latent-size curve of the particle VAE, when it is trained."""
+    if "particles" not in TRAINED:
+        return []
+    return [
+        "results/analysis/latent_size/particles.json",
+        "results/analysis/latent_size/particles.png",
+    ]

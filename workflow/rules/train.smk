@@ -66,3 +66,39 @@ rule encode:
         code=code_digest("encode"),
     script:
         "../scripts/encode.py"
+
+
+# Reconstruction quality against latent size, for the particle VAE: the linear code at every size, and the VAE
+# at the configured size and at analysis.latent_scan (each a full training).
+rule latent_scan:
+    input:
+        features=training_features,
+        metrics="results/models/{representation}/metrics.json",
+    output:
+        metrics="results/analysis/latent_size/{representation}.json",
+        figure=report(
+            "results/analysis/latent_size/{representation}.png",
+            caption="../report/latent_size.rst",
+            category="Latent space",
+            subcategory="latent size",
+            labels={"representation": "{representation}"},
+        ),
+    log:
+        "logs/latent_scan/{representation}.log",
+    benchmark:
+        "results/benchmarks/latent_scan/{representation}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["vae"]["threads"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=120,
+    params:
+        seed=config["seed"],
+        split=split_params(),
+        deterministic=config["vae"]["deterministic"],
+        model=model_params,
+        scan={"sizes": config["analysis"]["latent_scan"]},
+        code=code_digest("latent_scan"),
+    script:
+        "../scripts/latent_scan.py"
