@@ -172,7 +172,7 @@ def test_no_model_graph_holds_a_padding_layer_or_a_pad_op(kind):
     layer_types = {type(layer).__name__ for part in (model.encoder, model.decoder) for layer in part.layers}
     assert not {name for name in layer_types if name.startswith("ZeroPadding")}, layer_types
     ops = _model_ops(model, shape)
-    assert "MatMul" in ops and ({"Conv3D", "Conv2D"} & ops or kind == "coordinates"), sorted(ops)  # a real graph
+    assert "MatMul" in ops and ({"Conv3D", "Conv2D"} & ops or kind in ("coordinates", "particles")), sorted(ops)  # a real graph
     assert not {"Pad", "PadV2", "MirrorPad"} & ops, sorted(ops)
 
 
@@ -181,7 +181,7 @@ import json, sys
 import numpy as np
 import keras
 from vaepipe import io
-from vaepipe.models import build_dense_vae, build_distance_vae, build_voxel_vae
+from vaepipe.models import build_dense_vae, build_distance_vae, build_particle_vae, build_voxel_vae
 
 builder, shape, kwargs, path = {builder}, {shape!r}, {kwargs!r}, {path!r}
 keras.utils.set_random_seed(0)

@@ -217,3 +217,24 @@ def test_every_pair_is_compared():
     shifted = x[:, ::-1] + 0.01
     assert float(matched_squared_error(_tensor(shifted), _tensor(x), 0.01, 30)[0]) == pytest.approx(
         9 * 3 * 0.01 ** 2, rel=1e-2)
+
+
+def test_generation_metrics_of_monte_carlo_against_itself_are_at_the_noise_floor():
+    from vaepipe.stages.generate import generation_metrics
+
+    sampler = Sampler(20, L, 1.0, gamma=0.5, seed=9, step_size=0.3)
+    sampler.run(2000)
+    positions, energy = sampler.sample(200, interval=100)
+    generated = {0: (positions[:100], energy[:100]), 10: (positions[:100], energy[:100])}
+    metrics = generation_metrics(generated, positions[100:], energy[100:], 20, L, 0.8)
+    assert metrics["valid_fraction"] == 1.0 and metrics["valid_fraction_relaxed10"] == 1.0
+    assert metrics["energy_w1_over_std"] < 0.5 and metrics["pair_distance_w1"] < 0.05
+    assert metrics["density_profile_w1"] < 0.1
+    # one configuration with an overlap: the W1 over all samples sees it, the valid-only one does not
+    broken = positions[:100].copy()
+    broken[0, 1] = broken[0, 0] + 0.3
+    broken_energy = energy[:100].copy()
+    broken_energy[0] = potential_energy(broken[0], L, 0.5)
+    worse = generation_metrics({0: (broken, broken_energy)}, positions[100:], energy[100:], 20, L, 0.8)
+    assert worse["valid_fraction"] == 0.99 and worse["energy_w1_over_std"] > 10 * metrics["energy_w1_over_std"]
+    assert worse["energy_w1_over_std_valid"] < 0.5

@@ -59,9 +59,9 @@ def test_paper_config_dry_run_plans_every_stage(tmp_path):
     states = 9  # 8 trained gammas + 1 held out, at one temperature
     assert counts["preliminary"] == counts["sample"] == counts["density"] == states
     assert counts["featurize"] == 3 * states
-    for rule in ("train_vae", "encode", "latent_analysis", "anomaly"):
-        assert counts[rule] == 3, rule
-    assert counts["reconstruct"] == counts["generate"] == counts["summary"] == 1
+    for rule in ("train_vae", "encode", "latent_analysis", "anomaly", "reconstruct", "generate"):
+        assert counts[rule] == 3, rule  # voxel, distance, particles
+    assert counts["landscape"] == counts["summary"] == 1
 
 
 def test_paper_config_dry_run_through_the_slurm_profile(tmp_path):

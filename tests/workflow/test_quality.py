@@ -50,7 +50,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo_metrics(demo):
     return {r: io.read_json(demo / f"results/models/{r}/metrics.json")
-            for r in ("voxel", "distance", "coordinates", "particles")}
+            for r in ("voxel", "distance", "particles")}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_report_holds_every_figure_and_the_summary(demo):
     figures = Counter(p.name for p in (demo / "results").rglob("*.png"))
     # 5 state points x 2; per representation: model 2, reconstruction 3, generation 2, latent 1, anomaly 1;
     # the landscape 1 and the latent-size curve 1
-    assert sum(figures.values()) == 10 + 4 * 9 + 2
+    assert sum(figures.values()) == 10 + 3 * 9 + 2
     proc = _snakemake(demo, "--report", "report.zip")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     with zipfile.ZipFile(demo / "report.zip") as archive:

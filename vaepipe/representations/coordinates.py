@@ -67,6 +67,8 @@ class Coordinates(Representation):
         """Each training configuration with its images under :func:`vaepipe.boundary.box_symmetries` of its
         state point (mirrors: 4 in 3D; all symmetries: 8 under gravity, 48 at gamma = 0), re-sorted by
         ``sort_axis`` so the stored convention holds. Returns (features, row of the original)."""
+        if kind == "none":
+            return features, np.arange(len(features))
         positions = self.positions(features, attrs)
         box, dim = float(attrs["box_length"]), int(attrs["dim"])
         boundary = str(attrs.get("boundary", "reflect"))

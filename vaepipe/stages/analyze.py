@@ -37,7 +37,7 @@ __all__ = ["latent_analysis", "anomaly", "summary", "summarize", "anomaly_scores
 #: model's state block alone (the particle VAE's profile dimensions; the whole latent otherwise); and the input's pair
 #: energy per particle minus that of its own reconstruction (epsilon): the model says what a physical version of
 #: the input looks like, physics says how far the input is from it.
-MODEL_SCORES = ("neg_elbo", "recon_error", "latent_nll", "state_latent_nll", "energy_gap")
+MODEL_SCORES = ("neg_elbo", "recon_error", "latent_nll", "energy_gap", "decoded_sum_z")
 ANOMALY_KINDS = ("overlap", "uniform", "heldout_gamma", "tilted")
 _REFERENCES = {"overlap": ("energy", "closest_pair"), "uniform": ("energy", "closest_pair"),
                "heldout_gamma": ("sum_z",), "tilted": ("energy", "sum_z")}
@@ -96,13 +96,17 @@ def latent_analysis(input, params: Mapping[str, Any], wildcards=None, threads: i
 
 
 def anomaly_scores(model, representation: str, features: np.ndarray, positions: np.ndarray,
-                   attrs: Mapping[str, Any], mixture=None, state_mixture=None,
-                   batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Per-sample scores, higher = more anomalous: :data:`MODEL_SCORES` (latent_nll and state_latent_nll need
-    ``mixture`` and ``state_mixture``, sklearn GaussianMixtures fitted to the training latent means and to their
-    first ``model.profile_dim`` dimensions) and the physics references ``energy`` (pair energy per
-    particle U_LJ/N, epsilon), ``closest_pair`` (minus the closest pair distance, sigma) and ``sum_z`` (minus
-    the sum of heights, sigma). positions : (S, N, dim) sigma, the configurations behind ``features``."""
+                   attrs: Mapping[str, Any], mixture=None, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Per-sample scores, higher = more anomalous: :data:`MODEL_SCORES` and the physics references ``energy``
+    (pair energy per particle U_LJ/N, epsilon), ``closest_pair`` (minus the closest pair distance, sigma) and
+    ``sum_z`` (minus the sum of heights, sigma). positions : (S, N, dim) sigma, the configurations behind
+    ``features``.
+
+    The model's scores: ``neg_elbo`` and ``recon_error``; ``latent_nll``, the negative log density of the latent
+    mean under ``mixture`` (an sklearn GaussianMixture of the training latent means; NaN without it);
+    ``energy_gap``, U_LJ/N of the input minus that of its reconstruction; ``decoded_sum_z``, minus the sum of
+    heights of the reconstruction (the sufficient statistic of gamma, read off what the model decodes rather
+    than off the input)."""
     from keras import ops
 
     from vaepipe.models import kl_divergence
@@ -116,26 +120,20 @@ def anomaly_scores(model, representation: str, features: np.ndarray, positions: 
     n = positions.shape[1]
     energy = total_energy(positions, 0.0, attrs, coincident="inf") / n
     rep = representations.get(representation)
-    decoded_energy = total_energy(rep.decode_positions(decoded, attrs), 0.0, attrs, coincident="inf") / n
+    decoded_positions = rep.decode_positions(decoded, attrs)
+    decoded_energy = total_energy(decoded_positions, 0.0, attrs, coincident="inf") / n
     out = {
         "neg_elbo": nll + kl,
         "recon_error": training.sample_errors(representation, features, decoded, attrs)["recon_error"],
         "latent_nll": (-mixture.score_samples(z_mean.astype(np.float64)) if mixture is not None
                        else np.full(len(features), np.nan)),
-        "state_latent_nll": (-state_mixture.score_samples(_state_block(model, z_mean)) if state_mixture is not None
-                             else np.full(len(features), np.nan)),
         "energy_gap": np.where(np.isfinite(decoded_energy), energy - decoded_energy, -np.inf),
+        "decoded_sum_z": -decoded_positions[..., -1].sum(axis=1),
         "energy": energy,
         "closest_pair": -structure.min_pair_distance(positions),
         "sum_z": -positions[..., -1].sum(axis=1),
     }
     return out
-
-
-def _state_block(model, z_mean: np.ndarray) -> np.ndarray:
-    """The latent dimensions that describe the state: the profile block of a particle VAE, else all."""
-    profile = int(getattr(model, "profile_dim", 0))
-    return np.asarray(z_mean[:, :profile] if profile else z_mean, dtype=np.float64)
 
 
 def _mixture(z: np.ndarray, seed: int):
@@ -204,7 +202,6 @@ def anomaly(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) 
 
     z_train, _ = training.encode(model, full.features[(full.labels["split"] == "train").to_numpy()])
     mixture = _mixture(z_train, seed_int(seed))
-    state_mixture = _mixture(_state_block(model, z_train), seed_int(seed))
     overlap = analysis.inject_overlap(test.positions, box, rng, distance=tuple(settings["overlap_distance"]))
     uniform = analysis.uniform_configurations(len(test.positions), n, dim, box, rng)
     tilted_rows, tilted, tilt_stats = _tilted(test, float(settings["tilt_angle"]), rng)
@@ -216,7 +213,7 @@ def anomaly(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) 
     if heldout_features:
         heldout = load_test_set(heldout_features, paths(input, "heldout_samples"), params["seed"], params["split"])
         sets["heldout_gamma"] = (heldout.features, heldout.positions)
-    scores = {name: anomaly_scores(model, representation, x, p, attrs, mixture, state_mixture)
+    scores = {name: anomaly_scores(model, representation, x, p, attrs, mixture)
               for name, (x, p) in sets.items()}
     chosen = dict(settings["anomaly_score"])
     metrics = {"representation": representation, "score": chosen, "num_normal": int(len(test.features)),

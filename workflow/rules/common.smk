@@ -260,39 +260,47 @@ def reconstruction_params(wildcards):
 def reconstruction_outputs():
     """Files of the reconstruction and generation stages of every trained representation, and the headline's
     latent energy landscape."""
-    return expand(
-        [
-            "results/reconstruction/{representation}/test.h5",
-            "results/reconstruction/{representation}/metrics.json",
-            "results/reconstruction/{representation}/examples.png",
-            "results/reconstruction/{representation}/rmsd.png",
-            "results/reconstruction/{representation}/energy.png",
-            "results/generation/{representation}/metrics.json",
-            "results/generation/{representation}/energy_histograms.png",
-            "results/generation/{representation}/structure.png",
-        ],
-        representation=TRAINED,
-    ) + expand(
-        "results/generation/{representation}/{state}.h5",
-        representation=TRAINED,
-        state=TRAIN_STATES,
-    ) + [
-        f"results/landscape/{HEADLINE}.json",
-        f"results/landscape/{HEADLINE}.png",
-    ]
+    return (
+        expand(
+            [
+                "results/reconstruction/{representation}/test.h5",
+                "results/reconstruction/{representation}/metrics.json",
+                "results/reconstruction/{representation}/examples.png",
+                "results/reconstruction/{representation}/rmsd.png",
+                "results/reconstruction/{representation}/energy.png",
+                "results/generation/{representation}/metrics.json",
+                "results/generation/{representation}/energy_histograms.png",
+                "results/generation/{representation}/structure.png",
+            ],
+            representation=TRAINED,
+        )
+        + expand(
+            "results/generation/{representation}/{state}.h5",
+            representation=TRAINED,
+            state=TRAIN_STATES,
+        )
+        + [
+            f"results/landscape/{HEADLINE}.json",
+            f"results/landscape/{HEADLINE}.png",
+        ]
+    )
 
 
 def analysis_outputs():
     """Latent analysis and anomaly detection of every trained representation, and the summary."""
-    return expand(
-        [
-            "results/analysis/latent/{representation}.json",
-            "results/analysis/latent/{representation}.png",
-            "results/analysis/anomaly/{representation}.json",
-            "results/analysis/anomaly/{representation}.png",
-        ],
-        representation=TRAINED,
-    ) + latent_scan_outputs() + ["results/summary.json", "results/summary.tsv"]
+    return (
+        expand(
+            [
+                "results/analysis/latent/{representation}.json",
+                "results/analysis/latent/{representation}.png",
+                "results/analysis/anomaly/{representation}.json",
+                "results/analysis/anomaly/{representation}.png",
+            ],
+            representation=TRAINED,
+        )
+        + latent_scan_outputs()
+        + ["results/summary.json", "results/summary.tsv"]
+    )
 
 
 def latent_scan_outputs():

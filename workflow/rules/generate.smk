@@ -19,7 +19,10 @@ rule generate:
             caption="../report/generation_energy.rst",
             category="Generation",
             subcategory="{representation}",
-            labels={"representation": "{representation}", "figure": "energy histograms"},
+            labels={
+                "representation": "{representation}",
+                "figure": "energy histograms",
+            },
         ),
         structure=report(
             "results/generation/{representation}/structure.png",

@@ -23,7 +23,10 @@ rule reconstruct:
             caption="../report/reconstruction_rmsd.rst",
             category="Reconstruction",
             subcategory="{representation}",
-            labels={"representation": "{representation}", "figure": "RMSD and baselines"},
+            labels={
+                "representation": "{representation}",
+                "figure": "RMSD and baselines",
+            },
         ),
         energy=report(
             "results/reconstruction/{representation}/energy.png",
