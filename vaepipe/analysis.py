@@ -117,6 +117,18 @@ def linear_probe_accuracy(features, gamma, folds: int = 5, seed: int = 0) -> flo
     return float(cross_val_score(model, x, labels, cv=splitter).mean())
 
 
+def informative_dimensions(z_mean, z_log_var, fraction: float = 0.5) -> np.ndarray:
+    """The latent dimensions that carry the most information about the samples, found without any label: those
+    whose signal-to-noise ratio (the spread of the posterior means over the samples / the mean posterior standard
+    deviation) is at least ``fraction`` of the largest one. z_mean, z_log_var : (S, D). Returns sorted indices."""
+    z_mean = np.asarray(z_mean, dtype=np.float64)
+    z_log_var = np.asarray(z_log_var, dtype=np.float64)
+    if z_mean.ndim != 2 or z_log_var.shape != z_mean.shape:
+        raise error("z_mean, z_log_var", f"<shapes {z_mean.shape}, {z_log_var.shape}>", "two (S, D) arrays")
+    snr = z_mean.std(axis=0) / np.exp(0.5 * z_log_var).mean(axis=0)
+    return np.flatnonzero(snr >= fraction * snr.max())
+
+
 def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0) -> dict:
     """How well latent means separate the state points' gravity strengths.
 

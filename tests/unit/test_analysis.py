@@ -130,3 +130,20 @@ def test_array_files_round_trip_byte_reproducibly(tmp_path):
         io.read_arrays(a, io.GENERATED_FORMAT)
     with pytest.raises(ValueError, match="share their first dimension"):
         io.write_arrays(tmp_path / "c.h5", {"x": np.ones(2), "y": np.ones(3)}, {}, io.GENERATED_FORMAT)
+
+
+def test_informative_dimensions_are_found_from_the_posterior_alone():
+    rng = np.random.default_rng(0)
+    s, d = 400, 6
+    z_mean = rng.normal(0.0, 0.05, (s, d))  # spread 0.05 over a posterior std of 1: signal-to-noise 0.05
+    z_mean[:, 2] = rng.normal(0.0, 3.0, s)  # signal-to-noise 3
+    z_mean[:, 4] = rng.normal(0.0, 2.0, s)  # 2: at least half the largest
+    z_mean[:, 5] = rng.normal(0.0, 1.0, s)  # 1: a third of it, left out
+    z_log_var = np.zeros((s, d))
+    assert analysis.informative_dimensions(z_mean, z_log_var).tolist() == [2, 4]
+    assert analysis.informative_dimensions(z_mean, z_log_var, fraction=0.25).tolist() == [2, 4, 5]
+    # a narrower posterior makes the same spread more informative
+    z_log_var[:, 5] = 2 * np.log(0.25)
+    assert analysis.informative_dimensions(z_mean, z_log_var).tolist() == [2, 4, 5]
+    with pytest.raises(ValueError, match="two \\(S, D\\) arrays"):
+        analysis.informative_dimensions(z_mean, z_log_var[:, :3])

@@ -61,17 +61,21 @@ def latent_analysis(input, params: Mapping[str, Any], wildcards=None, threads: i
     """Rule ``latent_analysis``: gamma clustering of one representation's latent means (input ``latent``;
     ``samples`` of the trained state points for the ceiling). Outputs ``metrics`` and ``figure``.
 
-    The clustering is judged on the model's state block where it has one (the particle VAE's ``profile_dim``
-    dimensions, encoded from the sorted heights), else on the whole latent; the whole latent's k-NN accuracy
-    and a linear probe of it are reported beside it. params : ``seed`` and ``analysis`` (knn_neighbors,
-    cv_folds).
+    The clustering is judged on the latent's informative dimensions (:func:`vaepipe.analysis.informative_dimensions`:
+    signal-to-noise at least half the largest, found without labels): a beta-VAE spreads little information over
+    many dimensions, and a k-NN on the whole latent measures mostly the dimensions that know nothing of gravity.
+    Beside it: the whole latent's k-NN accuracy, a linear probe of the whole latent, the particle VAE's profile
+    block (``profile_dim`` dimensions encoded from the sorted heights), and the ceiling, the k-NN accuracy from
+    sum(z) alone. params : ``seed`` and ``analysis`` (knn_neighbors, cv_folds).
     """
     latent, attrs = read_latent(path(input, "latent"))
     representation = attrs.get("representation", "")
     columns = [c for c in latent.columns if c.startswith("z_mean_")]
     z = latent[columns].to_numpy(np.float64)
+    z_log_var = latent[[c.replace("z_mean_", "z_log_var_") for c in columns]].to_numpy(np.float64)
+    informative = analysis.informative_dimensions(z, z_log_var)
     profile = int(attrs.get("profile_dim", 0))
-    z_state = z[:, :profile] if profile else z
+    z_state = z[:, informative]
     gamma = latent["gamma"].to_numpy(np.float64)
     settings = params["analysis"]
     k, folds = int(settings["knn_neighbors"]), int(settings["cv_folds"])
@@ -80,18 +84,25 @@ def latent_analysis(input, params: Mapping[str, Any], wildcards=None, threads: i
     heights = _sum_heights(latent, paths(input, "samples"))
     if stats["num_gammas"] > 1:
         stats["knn_accuracy_full"] = analysis.knn_accuracy(z, gamma, k, folds, seed)[0]
+        stats["knn_accuracy_profile"] = (analysis.knn_accuracy(z[:, :profile], gamma, k, folds, seed)[0]
+                                         if profile else math.nan)
         stats["knn_accuracy_ceiling"] = analysis.knn_accuracy(heights, gamma, k, folds, seed)[0]
         stats["linear_probe_accuracy"] = analysis.linear_probe_accuracy(z, gamma, folds, seed)
     else:
-        stats.update(knn_accuracy_full=math.nan, knn_accuracy_ceiling=math.nan, linear_probe_accuracy=math.nan)
-    stats["judged_on"] = f"profile block (first {profile} dimensions)" if profile else "the whole latent"
-    plane = analysis.latent_pca(z_state)
+        stats.update(knn_accuracy_full=math.nan, knn_accuracy_profile=math.nan, knn_accuracy_ceiling=math.nan,
+                     linear_probe_accuracy=math.nan)
+    stats["judged_on"] = f"{len(informative)} informative dimension{'s' * (len(informative) != 1)}"
+    stats["informative_dimensions"] = informative.tolist()
+    # The plotted plane: the informative dimensions with the profile block, at least the two most informative.
+    snr_order = np.argsort(-(z.std(axis=0) / np.exp(0.5 * z_log_var).mean(axis=0)))
+    shown = np.union1d(np.union1d(informative, np.arange(profile)), snr_order[:2])
+    plane = analysis.latent_pca(z[:, shown])
     _log(f"{representation}: gamma k-NN accuracy {stats['knn_accuracy']:.3f} on {stats['judged_on']} (whole latent "
          f"{stats['knn_accuracy_full']:.3f}, linear probe {stats['linear_probe_accuracy']:.3f}); ceiling sum(z) "
          f"{stats['knn_accuracy_ceiling']:.3f}, chance {stats['chance']:.3f}")
     metrics = {"representation": representation, **stats, "latent_dim": len(columns), "profile_dim": profile,
                "explained_variance": plane.explained.tolist()}
-    plot = plots.latent_figure(plane.project(z_state), gamma, plane.explained, stats, representation)
+    plot = plots.latent_figure(plane.project(z[:, shown]), gamma, plane.explained, stats, representation)
     return StageResult(outputs={"metrics": json_record(metrics), "figure": figure(plot)}, values={"metrics": metrics})
 
 

@@ -54,7 +54,7 @@ rule anomaly:
         "results/benchmarks/anomaly/{representation}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["vae"]["threads"]
+    threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=30,

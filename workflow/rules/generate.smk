@@ -37,7 +37,7 @@ rule generate:
         "results/benchmarks/generate/{representation}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["vae"]["threads"]
+    threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=60,

@@ -41,7 +41,7 @@ rule reconstruct:
         "results/benchmarks/reconstruct/{representation}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["vae"]["threads"]
+    threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=60,
@@ -74,7 +74,7 @@ rule landscape:
         "results/benchmarks/landscape/{representation}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["vae"]["threads"]
+    threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=30,

@@ -30,6 +30,7 @@ rule train_vae:
     conda:
         "../../environment.yml"
     threads: config["vae"]["threads"]
+    priority: 10
     resources:
         mem_mb=train_mem_mb,
         runtime=120,
@@ -56,7 +57,7 @@ rule encode:
         "results/benchmarks/encode/{representation}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["vae"]["threads"]
+    threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=30,
