@@ -14,7 +14,7 @@ from vaepipe import io
 REPO = Path(__file__).resolve().parents[2]
 STATES = ("gamma0_T1", "gamma1_T1")
 TINY = (Path(__file__).resolve().parents[1] / "data" / "tiny.yaml").read_text()
-REPRESENTATIONS = ("voxel", "distance", "coordinates", "particles")
+REPRESENTATIONS = ("voxel", "distance", "particles")
 
 
 def _snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -215,7 +215,7 @@ def test_changing_sampling_keys_reruns_only_sampling(runs):
 
 
 def test_changing_beta_retrains_without_resampling_or_featurizing(runs):
-    text = _dry_run_after_edit(runs, "beta.yaml", "coordinates: {epochs: 2,", "coordinates: {beta: 0.5, epochs: 2,")
+    text = _dry_run_after_edit(runs, "beta.yaml", "distance: {latent_dim: 3,", "distance: {beta: 0.5, latent_dim: 3,")
     jobs = _planned_jobs(text)
     assert jobs.get("train_vae") == 1 and jobs.get("encode") == 1
     assert not {"sample", "preliminary", "featurize"} & set(jobs)
