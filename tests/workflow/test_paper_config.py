@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from vaepipe.config import heldout_state_points, load_config, state_points
-from vaepipe.representations import feature_shape
+from vaepipe.representations import REPRESENTATIONS, feature_shape
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "config" / "paper.yaml"
@@ -58,7 +58,8 @@ def test_paper_config_dry_run_plans_every_stage(tmp_path):
     counts = _job_counts(_dry_run(tmp_path, "--cores", "8"))
     states = 9  # 8 trained gammas + 1 held out, at one temperature
     assert counts["preliminary"] == counts["sample"] == counts["density"] == states
-    assert counts["featurize"] == 3 * states
+    # every representation is featurized (coordinates too: cheap, and there for a user who trains it)
+    assert counts["featurize"] == len(REPRESENTATIONS) * states == 4 * states
     for rule in ("train_vae", "encode", "latent_analysis", "anomaly", "reconstruct", "generate"):
         assert counts[rule] == 3, rule  # voxel, distance, particles
     assert counts["landscape"] == counts["summary"] == 1

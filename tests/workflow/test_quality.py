@@ -9,7 +9,8 @@ targets (README, "Physically valid learning"), each beside the reference that bo
   as decoded; the RMSD well below that of the nearest training configuration;
 - generation: valid fraction >= 0.9 as decoded; new configurations (their nearest training configuration about
   as far as a Monte Carlo test configuration's); the energy W1 / std targets (0.5 as decoded, 0.2 after 10
-  sweeps) are not reached and are held at today's level, with the targets as strict expected failures;
+  sweeps) are not reached (gamma = 1 alone misses the first) and are held at today's level, with the targets
+  as strict expected failures;
 - latent: gamma k-NN accuracy >= 0.9 x its ceiling (sum(z) alone);
 - anomaly: the model's overlap AUC >= 0.99 beside the trivial detector; held-out gamma within 0.05 of its ceiling;
   tilted layers invisible to the energy and sum(z) (AUC 0.5);
@@ -104,23 +105,26 @@ def test_generated_configurations_are_valid_and_new(summary, demo):
 
 @pytest.mark.training
 def test_generated_energies_hold_todays_level(summary):
-    # README, "What limits these numbers": the dense states' generated configurations are too strained as
-    # decoded; these bars keep them from getting worse.
-    assert summary["generation.energy_w1_over_std"] <= 8.0
-    assert summary["generation.energy_w1_over_std_relaxed10"] <= 1.5
-    assert summary["generation.energy_w1_over_std_relaxed10"] < summary["generation.energy_w1_over_std"]
+    # README, "What limits these numbers": gamma = 1's generated layer is too tall and strained (W1 / std 1.5 as
+    # decoded, 1.2 after 10 sweeps; the other state points 0.26-0.32). Today's means are 0.60-0.66 and 0.50-0.52
+    # (Intel AVX-512 and AMD AVX2); these bars keep them from getting worse.
+    assert summary["generation.energy_w1_over_std"] <= 0.9
+    assert summary["generation.energy_w1_over_std_relaxed10"] <= 0.75
+    # the metric's own noise floor (Monte Carlo training against test configurations) is well below both
+    assert summary["generation.energy_w1_over_std_mc_train"] < 0.3
 
 
 @pytest.mark.training
-@pytest.mark.xfail(strict=True, reason="target not reached (README, 'What limits these numbers'): the generated "
-                   "configurations of the dense state points are strained, energy W1 / std 3-9 as decoded")
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'What limits these numbers'): three state "
+                   "points meet it, gamma = 1's generated layer is too tall (mean height +0.05 sigma) and strained, "
+                   "W1 / std 1.5 there, 0.60 on average")
 def test_generated_energy_target_as_decoded(summary):
     assert summary["generation.energy_w1_over_std"] <= 0.5
 
 
 @pytest.mark.training
-@pytest.mark.xfail(strict=True, reason="target not reached (README, 'What limits these numbers'): 10 sweeps relax "
-                   "gamma <= 0.25 to the target but not the dense layers of gamma 0.5 and 1")
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'What limits these numbers'): 10 sweeps leave "
+                   "gamma <= 0.5 at 0.27-0.29 and cannot lower gamma = 1's too-tall layer (1.2)")
 def test_generated_energy_target_after_ten_sweeps(summary):
     assert summary["generation.energy_w1_over_std_relaxed10"] <= 0.2
 

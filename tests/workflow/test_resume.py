@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import checkout, snakemake_command
-from test_workflow import REPRESENTATIONS, STATES, TINY, _planned_jobs
+from test_workflow import FEATURIZED, REPRESENTATIONS, STATES, TINY, _planned_jobs
 from vaepipe import io
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,7 +248,7 @@ def test_a_new_state_point_samples_only_itself(finished, downstream_of_training)
     jobs = _plan(finished[0], config)
     counts = _rules(jobs)
     assert counts["preliminary"] == counts["sample"] == counts["density"] == 1
-    assert counts["featurize"] == len(REPRESENTATIONS)
+    assert counts["featurize"] == len(FEATURIZED)
     for rule, wildcards in jobs:
         if rule in UPSTREAM_OF_TRAINING:
             assert wildcards.endswith("state=gamma0.5_T1"), (rule, wildcards)  # no other state point resampled
@@ -273,6 +273,6 @@ def test_editing_the_sampler_source_reruns_everything_from_sampling_on(finished,
     sampled = list((work / "results/samples").glob("*.h5"))  # the config's state points (held-out ones too)
     assert len(sampled) >= len(STATES)
     assert jobs["preliminary"] == jobs["sample"] == jobs["density"] == len(sampled)
-    assert jobs["featurize"] == len(sampled) * len(REPRESENTATIONS)
+    assert jobs["featurize"] == len(sampled) * len(FEATURIZED)
     assert jobs["train_vae"] == jobs["encode"] == len(REPRESENTATIONS)
     assert jobs == _rules(_plan(copy, config, "--forceall"))  # the sampler feeds every stage

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_workflow import REPRESENTATIONS, STATES, TINY, _planned_jobs
+from test_workflow import FEATURIZED, REPRESENTATIONS, STATES, TINY, _planned_jobs
 
 pytestmark = pytest.mark.slurm
 
@@ -158,7 +158,7 @@ def test_profile_groups_and_no_gpu_unless_the_config_asks(run):
         assert sorted(by_job[jobs[0]]) == [("preliminary", f"state={state}"), ("sample", f"state={state}")]
     postprocess = holding({"density", "featurize"})
     assert len(postprocess) == 1
-    assert len(by_job[postprocess.pop()]) == len(STATES) * (1 + len(REPRESENTATIONS))
+    assert len(by_job[postprocess.pop()]) == len(STATES) * (1 + len(FEATURIZED))
     training = holding({"train_vae"})
     assert len(training) == len(REPRESENTATIONS)
     for job in training:

@@ -27,10 +27,10 @@ rule train_vae:
         "logs/train_vae/{representation}.log",
     benchmark:
         "results/benchmarks/train_vae/{representation}.tsv"
+    priority: 10
     conda:
         "../../environment.yml"
     threads: config["vae"]["threads"]
-    priority: 10
     resources:
         mem_mb=train_mem_mb,
         runtime=120,
