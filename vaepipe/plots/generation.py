@@ -86,6 +86,10 @@ def structure_figure(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
     return fig
 
 
+#: Lowest RMSD shown by the latent-size figure, sigma (a thousandth of a particle diameter).
+_RMSD_AXIS_FLOOR = 1e-3
+
+
 def latent_size_figure(linear: Mapping[int, float], trained: Mapping[int, float], chosen: int,
                        degrees_of_freedom: int, representation: str, ceiling: float | None = None) -> Figure:
     """Median reconstruction RMSD (permutation-aware, sigma) against the latent dimension: the linear code (the
@@ -103,6 +107,8 @@ def latent_size_figure(linear: Mapping[int, float], trained: Mapping[int, float]
     ax.axvline(chosen, color="C3", ls="--", lw=0.8, label=f"configured latent_dim {chosen}")
     ax.axvline(degrees_of_freedom, color="0.6", ls="--", lw=0.8, label=f"N dim = {degrees_of_freedom}")
     ax.set_yscale("log")
+    # The linear code is exact (rounding, ~1e-15) at the full dimension: keep the axis on what matters.
+    ax.set_ylim(bottom=_RMSD_AXIS_FLOOR)
     ax.set_xlabel("latent dimension")
     ax.set_ylabel(r"median RMSD of test reconstructions ($\sigma$)")
     ax.legend(fontsize="small")
