@@ -51,6 +51,35 @@ def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutof
     return float(out[0]) if single else out
 
 
+def forces(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None):
+    """Forces on the particles, F_i = -dU/dr_i, in eps / sigma: the gradient of :func:`potential_energy`'s energy.
+
+    Same arguments as :func:`potential_energy` (the tail correction is a constant: it exerts no force). Pairs
+    closer than the cutoff interact, through the minimum image along periodic axes; gravity adds -4 gamma to
+    the last component of every particle. The walls of ``reflect`` and ``slab`` exert no force (the sampler
+    mirrors trial moves instead of adding a wall potential).
+
+    Returns
+    -------
+    ndarray of the shape of ``positions``: (N, dim) or (S, N, dim).
+
+    Raises ValueError for positions outside the box or two particles at the same place.
+    """
+    arr = np.asarray(positions, dtype=np.float64)
+    dim = arr.shape[-1] if arr.ndim in (2, 3) else None
+    if dim not in (2, 3):
+        _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
+    p = check_system(box_length, gamma, dim, boundary, cutoff, False)
+    arr = _validate.positions(arr, p["box_length"], dim, batch=True)
+    single = arr.ndim == 2
+    batch = arr[None] if single else arr
+    if batch.shape[0] == 0:
+        return np.empty(batch.shape)
+    cutoff_value = math.inf if p["cutoff"] is None else p["cutoff"]
+    out = core().total_forces(np.ascontiguousarray(batch), p["box_length"], p["gamma"], p["boundary"], cutoff_value)
+    return out[0] if single else out
+
+
 # --------------------------------------------------------------------------- energies of files' configurations
 
 

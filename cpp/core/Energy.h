@@ -21,4 +21,11 @@ double gravityEnergy(const double* height, std::int64_t n, double gamma);
 // (count, n_particles, dim). Throws std::invalid_argument for coordinates outside [0, L] or non-finite.
 void totalEnergies(const SystemParams& params, const double* positions, std::int64_t count, double* out);
 
+// Forces / (eps / sigma), F_i = -dU/dr_i of the same energy (the tail correction is a constant and exerts none),
+// of `count` configurations (count, n_particles, dim), written to out in the same layout. Pairs within the
+// cutoff (r < rc, as the energy counts them) interact through the minimum image on periodic axes; gravity
+// adds -4 gamma to the last component. Throws std::invalid_argument like totalEnergies, and for two particles
+// at the same place (the force is undefined there).
+void totalForces(const SystemParams& params, const double* positions, std::int64_t count, double* out);
+
 }  // namespace vaepipe
