@@ -19,6 +19,20 @@ from vaepipe.boundary import check_system
 from vaepipe._compiled import core
 
 
+def checked_batch(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None, tail_correction=False):
+    """(batch (S, N, dim) float64 C-contiguous, single, system): positions (N, dim) or (S, N, dim) checked to be
+    finite and inside the box, and the system's parameters checked and normalised (:func:`check_system`);
+    ``single`` says the input was one configuration. Raises ValueError naming what is wrong."""
+    arr = np.asarray(positions, dtype=np.float64)
+    dim = arr.shape[-1] if arr.ndim in (2, 3) else None
+    if dim not in (2, 3):
+        _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
+    p = check_system(box_length, gamma, dim, boundary, cutoff, tail_correction)
+    arr = _validate.positions(arr, p["box_length"], dim, batch=True)
+    single = arr.ndim == 2
+    return (arr[None] if single else arr), single, p
+
+
 def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None, tail_correction=False):
     """Total potential energy / eps.
 
@@ -35,14 +49,7 @@ def potential_energy(positions, box_length, gamma=0.0, boundary="reflect", cutof
     -------
     float for one configuration, or ndarray of shape (S,) for a batch.
     """
-    arr = np.asarray(positions, dtype=np.float64)
-    dim = arr.shape[-1] if arr.ndim in (2, 3) else None
-    if dim not in (2, 3):
-        _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
-    p = check_system(box_length, gamma, dim, boundary, cutoff, tail_correction)
-    arr = _validate.positions(arr, p["box_length"], dim, batch=True)
-    single = arr.ndim == 2
-    batch = arr[None] if single else arr
+    batch, single, p = checked_batch(positions, box_length, gamma, boundary, cutoff, tail_correction)
     if batch.shape[0] == 0:
         return np.empty(0)
     cutoff_value = math.inf if p["cutoff"] is None else p["cutoff"]
@@ -65,18 +72,11 @@ def forces(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None):
 
     Raises ValueError for positions outside the box or two particles at the same place.
     """
-    arr = np.asarray(positions, dtype=np.float64)
-    dim = arr.shape[-1] if arr.ndim in (2, 3) else None
-    if dim not in (2, 3):
-        _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
-    p = check_system(box_length, gamma, dim, boundary, cutoff, False)
-    arr = _validate.positions(arr, p["box_length"], dim, batch=True)
-    single = arr.ndim == 2
-    batch = arr[None] if single else arr
+    batch, single, p = checked_batch(positions, box_length, gamma, boundary, cutoff, False)
     if batch.shape[0] == 0:
         return np.empty(batch.shape)
     cutoff_value = math.inf if p["cutoff"] is None else p["cutoff"]
-    out = core().total_forces(np.ascontiguousarray(batch), p["box_length"], p["gamma"], p["boundary"], cutoff_value)
+    out = core().total_forces(batch, p["box_length"], p["gamma"], p["boundary"], cutoff_value)
     return out[0] if single else out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from vaepipe import _validate
 from vaepipe.boundary import check_system
-from vaepipe.energy import forces, potential_energy
+from vaepipe.energy import checked_batch, forces, potential_energy
 
 __all__ = ["QuenchResult", "BasinHoppingResult", "quench", "basin_hopping"]
 
@@ -171,18 +171,12 @@ def quench(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None, ma
     the largest projected force component is below ``tolerance`` (eps / sigma) or after ``max_iterations``
     iterations; ``converged`` says which. Deterministic: no randomness is involved.
     """
-    arr = np.asarray(positions, dtype=np.float64)
-    dim = arr.shape[-1] if arr.ndim in (2, 3) else None
-    if dim not in (2, 3):
-        _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
-    system, periodic = _setup(box_length, gamma, dim, boundary, cutoff)
-    arr = _validate.positions(arr, system["box_length"], dim, batch=True)
+    batch, single, _ = checked_batch(positions, box_length, gamma, boundary, cutoff)
+    system, periodic = _setup(box_length, gamma, batch.shape[-1], boundary, cutoff)
     if not (int(max_iterations) >= 1):
         _validate.fail("max_iterations", max_iterations, "an integer >= 1")
     if not (np.isfinite(tolerance) and tolerance > 0):
         _validate.fail("tolerance", tolerance, "a positive force in eps / sigma")
-    single = arr.ndim == 2
-    batch = arr[None] if single else arr
     results = [_quench_one(x, system, periodic, max_iterations, tolerance) for x in batch]
     out = np.stack([r[0] for r in results]) if results else np.empty_like(batch)
     energy = np.array([r[1] for r in results])
