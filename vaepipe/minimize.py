@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vaepipe import _validate
-from vaepipe.boundary import check_system
+from vaepipe.boundary import check_system, periodic_axes
 from vaepipe.energy import checked_batch, forces, potential_energy
 
 __all__ = ["QuenchResult", "BasinHoppingResult", "quench", "basin_hopping"]
@@ -56,9 +56,10 @@ class BasinHoppingResult:
 
 
 def _setup(box_length, gamma, dim, boundary, cutoff):
+    """(system, periodic axes, the energy's keywords) of a checked system."""
     system = check_system(box_length, gamma, dim, boundary, cutoff, False)
-    periodic = {"reflect": (), "periodic": tuple(range(dim)), "slab": tuple(range(dim - 1))}[system["boundary"]]
-    return system, periodic
+    system["energy_kwargs"] = {k: system[k] for k in ("gamma", "boundary", "cutoff")}
+    return system, periodic_axes(system["boundary"], dim)
 
 
 #: The optimizers work on u = x * _SCALE. L-BFGS-B's first step (its Hessian guess is the identity) moves by
@@ -72,7 +73,7 @@ def _objective(shape, system, periodic):
     """f(u) -> (energy, gradient) for scipy, u the flat positions times _SCALE, with periodic axes wrapped into
     [0, L)."""
     length = system["box_length"]
-    kwargs = {k: system[k] for k in ("gamma", "boundary", "cutoff")}
+    kwargs = system["energy_kwargs"]
     count = [0]
 
     def wrap(flat):
@@ -134,7 +135,7 @@ def _pre_relax(x, system, periodic, max_steps=1000):
     """Capped steepest descent until no force component exceeds _PRE_RELAX_FORCE: each step moves every particle
     along its force, the most strongly pushed one by _PRE_RELAX_STEP sigma. Returns (positions, evaluations)."""
     length = system["box_length"]
-    kwargs = {k: system[k] for k in ("gamma", "boundary", "cutoff")}
+    kwargs = system["energy_kwargs"]
     for step in range(max_steps):
         f = forces(x, length, **kwargs)
         largest = float(np.abs(f).max())
@@ -155,7 +156,7 @@ def _quench_one(x, system, periodic, max_iterations, tolerance):
                       options={"maxiter": int(max_iterations), "gtol": float(tolerance) / _SCALE, "ftol": 1e-15,
                                "maxcor": 20})
     out = wrap(result.x)
-    kwargs = {k: system[k] for k in ("gamma", "boundary", "cutoff")}
+    kwargs = system["energy_kwargs"]
     energy = float(potential_energy(out, system["box_length"], **kwargs))
     max_force = _free_force(out, forces(out, system["box_length"], **kwargs), system["box_length"], periodic)
     return out, energy, count[0], max_force
@@ -243,7 +244,7 @@ def basin_hopping(n_particles: int, box_length, gamma=0.0, boundary="reflect", c
                               seed=int(rng.integers(2 ** 32)))
         total += count[0]
         x = wrap(result.x)
-        energy = float(potential_energy(x, length, **{k: system[k] for k in ("gamma", "boundary", "cutoff")}))
+        energy = float(potential_energy(x, length, **system["energy_kwargs"]))
         per_seed.append(energy)
         if energy < best_e:
             best_x, best_e = x, energy
