@@ -30,6 +30,9 @@ include: "workflow/rules/featurize.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/generate.smk"
+include: "workflow/rules/minimize.smk"
+include: "workflow/rules/quench.smk"
+include: "workflow/rules/functional.smk"
 include: "workflow/rules/analyze.smk"
 
 
@@ -41,3 +44,4 @@ rule all:
         learning_outputs(),
         reconstruction_outputs(),
         analysis_outputs(),
+        minimization_outputs(),

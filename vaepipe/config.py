@@ -41,6 +41,7 @@ __all__ = [
     "parse_state_name",
     "state_points",
     "heldout_state_points",
+    "transfer_state_points",
 ]
 
 #: The config schema. Package data, so that an installed vaepipe (editable or not) finds it next to this file.
@@ -222,7 +223,32 @@ def check_config(config: dict) -> dict:
 
     _check_features(config, box_length, dim, boundary)
     _check_analysis(config, gammas, boundary)
+    _check_minimization(config, gammas, boundary)
     return config
+
+
+def _check_minimization(config: dict, gammas, boundary: str) -> None:
+    """Transfer gammas that are new (neither trained nor held out) and allowed."""
+    transfer = _get(config, "minimization.transfer_gamma")
+    for v in transfer:
+        _check_finite("minimization.transfer_gamma", v)
+    known = {float(g) for g in gammas} | {float(v) for v in _get(config, "analysis.heldout_gamma")}
+    shared = sorted({float(v) for v in transfer} & known)
+    if shared:
+        raise _fail("minimization.transfer_gamma", list(transfer), f"gammas that are neither trained on nor held out "
+                    f"(state_points.gamma or analysis.heldout_gamma also has "
+                    f"{', '.join(format_number(v) for v in shared)})", "remove them from one of the lists")
+    check_gravity("config key minimization.transfer_gamma", boundary, list(transfer),
+                  "set minimization.transfer_gamma: []")
+
+
+def transfer_state_points(config: dict) -> dict[str, dict[str, float]]:
+    """The state points of ``minimization.transfer_gamma x state_points.temperature``: minimized, never sampled."""
+    points = {}
+    for g, t in itertools.product(_get(config, "minimization.transfer_gamma"),
+                                  _get(config, "state_points.temperature")):
+        points[state_name(g, t)] = {"gamma": float(g) + 0.0, "temperature": float(t)}
+    return points
 
 
 def _check_analysis(config: dict, gammas, boundary: str) -> None:

@@ -33,6 +33,9 @@ def test_config_yaml_equals_schema_defaults(defaults):
     # The demo holds one gamma out of training for the anomaly test; by default nothing is held out.
     assert demo["analysis"]["heldout_gamma"] == [1.5] and defaults["analysis"]["heldout_gamma"] == []
     demo["analysis"]["heldout_gamma"] = []
+    # The demo minimizes at one gamma it never sampled (the transfer test); by default there is none.
+    assert demo["minimization"]["transfer_gamma"] == [0.75] and defaults["minimization"]["transfer_gamma"] == []
+    demo["minimization"]["transfer_gamma"] = []
     assert demo == defaults
 
 

@@ -63,6 +63,10 @@ def test_paper_config_dry_run_plans_every_stage(tmp_path):
     for rule in ("train_vae", "encode", "latent_analysis", "anomaly", "reconstruct", "generate"):
         assert counts[rule] == 3, rule  # voxel, distance, particles
     assert counts["landscape"] == counts["summary"] == 1
+    # minimization: quench every sampled state point; reference and minimize every trained, held-out and
+    # transfer state point (8 + 1 + 1); one functional, one transfer
+    assert counts["quench"] == states and counts["reference_minimum"] == counts["minimize"] == states + 1
+    assert counts["train_functional"] == counts["functional_transfer"] == 1
 
 
 def test_paper_config_dry_run_through_the_slurm_profile(tmp_path):
@@ -74,7 +78,11 @@ def test_paper_config_dry_run_through_the_slurm_profile(tmp_path):
     blocks = re.split(r"\n(?=rule \w+:)", text)
     train = [b for b in blocks if b.startswith("rule train_vae:")]
     assert len(train) == 3 and all(re.search(r"resources: .*\bgpu=1\b", b) for b in train), train[:1]
-    assert not any(re.search(r"\bgpu=[1-9]", b) for b in blocks if not b.startswith("rule train_vae:"))
+    # the energy functional trains like a VAE: its training and fine-tuning jobs ask for the same GPUs
+    learning = ("rule train_vae:", "rule train_functional:", "rule functional_transfer:")
+    functional = [b for b in blocks if b.startswith(learning[1:])]
+    assert len(functional) == 2 and all(re.search(r"resources: .*\bgpu=1\b", b) for b in functional)
+    assert not any(re.search(r"\bgpu=[1-9]", b) for b in blocks if not b.startswith(learning))
 
 
 def test_the_slurm_profile_forces_no_gpu(tmp_path):

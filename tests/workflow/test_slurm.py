@@ -143,7 +143,8 @@ def test_every_job_ran_in_a_completed_slurm_job(run):
 
 def test_profile_groups_and_no_gpu_unless_the_config_asks(run):
     """The profile's batching: one SLURM job per state point for its preliminary and production runs, one for all
-    density figures and features, each training alone, one for all steps that read the models. The test node has
+    density figures and features, each training alone, one for all steps that read the models, one for all
+    quenches. The test node has
     no GPU and the tiny config asks for none (vae.gpus: 0): no job requests one."""
     work, log, returncode, _ = run
     assert returncode == 0, log[-3000:]
@@ -168,6 +169,10 @@ def test_profile_groups_and_no_gpu_unless_the_config_asks(run):
     model_use = holding({"encode", "anomaly", "latent_analysis"})
     assert len(model_use) == 1
     assert Counter(rule for rule, _ in by_job[model_use.pop()])["encode"] == len(REPRESENTATIONS)
+    # the quenches of every state point: one job; the functional trains alone, like a VAE
+    minima = holding({"quench"})
+    assert len(minima) == 1 and len(by_job[next(iter(minima))]) == len(STATES)
+    assert [len(by_job[job]) for job in holding({"train_functional"})] == [1]
 
 
 def test_gpus_follow_the_config(run, tmp_path):

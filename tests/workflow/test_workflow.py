@@ -10,6 +10,7 @@ import pytest
 
 from conftest import snakemake_command
 from vaepipe import io
+from vaepipe.io.arrays import MINIMIZATION_FORMAT, read_arrays
 from vaepipe.representations import REPRESENTATIONS as ALL_REPRESENTATIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,8 @@ def runs(tiny_finished):
 def _result_files(workdir: Path) -> dict[str, bytes]:
     files = {}
     for sub in ("results/preliminary", "results/samples", "results/features", "results/models", "results/latent",
-                "results/reconstruction", "results/generation", "results/analysis", "results/landscape"):
+                "results/reconstruction", "results/generation", "results/analysis", "results/landscape",
+                "results/quench", "results/reference", "results/functional", "results/minimization"):
         for path in sorted((workdir / sub).rglob("*")):
             if path.is_file():
                 files[path.relative_to(workdir).as_posix()] = path.read_bytes()
@@ -169,10 +171,54 @@ def test_stages_after_learning_follow_their_layouts(runs):
 def test_every_stage_wrote_its_files(runs):
     # per state: 4 sampling files + 4 features files; per representation: 5 model files + 1 latent file + 4
     # analysis files + 5 reconstruction files + 3 generation files and one per trained state point; the
-    # headline's landscape 2, the latent-size curve 2, summary 2
+    # headline's landscape 2, the latent-size curve 2, summary 2; per state point quench 1, reference 1 and
+    # minimization 3 files, the functional 3 (no held-out gamma in tiny.yaml: no transfer files)
     files = _result_files(runs[0])
     trained = [s for s in STATES]
-    assert len(files) == (4 + len(FEATURIZED)) * len(STATES) + (18 + len(trained)) * len(REPRESENTATIONS) + 6
+    assert len(files) == ((4 + len(FEATURIZED) + 5) * len(STATES) + (18 + len(trained)) * len(REPRESENTATIONS)
+                          + 6 + 3)
+
+
+MINIMIZATION_KEYS = (
+    "energy_reference", "reference_source", "reference_seeds_agreeing", "energy_latent_exact",
+    "energy_latent_exact_before_quench", "energy_latent_functional", "energy_latent_functional_predicted",
+    "energy_grid_descent", "energy_quench_only", "evaluations", "valid_path_fraction",
+    "relative_gap_latent_exact", "relative_gap_latent_functional", "relative_gap_grid_descent",
+    "relative_gap_quench_only")
+
+
+def test_minimization_follows_its_contract(runs):
+    """results/minimization/{state}.json and .h5 as the minimization issue defines them, the summary keys, and
+    energies that are minima: no method ends above its start's quench by much, none below the reference."""
+    work, _ = runs
+    methods = ("latent_exact", "latent_functional", "grid_descent", "quench_only")
+    for state in STATES:
+        record = io.read_json(work / f"results/minimization/{state}.json")
+        assert set(MINIMIZATION_KEYS) <= set(record), set(MINIMIZATION_KEYS) - set(record)
+        assert record["reference_source"] in ("ccd", "basinhopping")
+        assert set(record["evaluations"]) == set(record["valid_path_fraction"]) == set(methods)
+        assert all(record["evaluations"][m] > 0 for m in methods)
+        for m in methods:
+            gap = (record[f"energy_{m}"] - record["energy_reference"]) / abs(record["energy_reference"])
+            assert record[f"relative_gap_{m}"] == pytest.approx(gap)
+            assert gap > -1e-6, (state, m)  # the reference is the lowest minimum known, cross-polished
+            assert 0.0 <= record["valid_path_fraction"][m] <= 1.0
+        arrays, attrs = read_arrays(work / f"results/minimization/{state}.h5", MINIMIZATION_FORMAT)
+        for name in ("reference",) + methods:
+            assert arrays[name].shape == (8, 3) and arrays[name].dtype == np.float64
+            assert np.all((arrays[name] >= 0) & (arrays[name] <= 4.0))
+        assert arrays["path_energy_exact"].shape == arrays["path_energy_predicted"].shape
+        assert arrays["path_energy_exact"].shape[:2] == (3, len(arrays["path_step"]))
+        assert {k: attrs[k] for k in ("state", "n_particles", "box_length")} == {
+            "state": state, "n_particles": 8, "box_length": 4.0}
+        assert {"gamma", "temperature"} <= set(attrs)
+    summary = io.read_summary(work / "results/summary.json")
+    for key in ("relative_gap_latent_exact", "relative_gap_latent_functional", "relative_gap_quench_only",
+                "relative_gap_grid_descent", "functional_error_per_particle", "valid_path_fraction_latent"):
+        assert math.isfinite(summary[f"minimization.{key}"]), key
+        assert f"minimization.{key}_heldout" in summary  # NaN: tiny.yaml holds no gamma out
+    functional = io.read_json(work / "results/functional/metrics.json")
+    assert functional["test"]["mae_per_particle"] == pytest.approx(summary["minimization.functional_error_per_particle"])
 
 
 def distance_extras(work: Path) -> bool:

@@ -18,16 +18,26 @@ RECONSTRUCTION_FORMAT = "vaepipe-reconstruction-1"
 
 GENERATED_FORMAT = "vaepipe-generated-2"
 
+#: Inherent structures of Monte Carlo samples (results/quench/{state}.h5).
+QUENCH_FORMAT = "vaepipe-quench-1"
 
-def write_arrays(path: str | Path, arrays: Mapping[str, Any], attrs: Mapping[str, Any], file_format: str) -> Path:
-    """Write named arrays (each with the same first dimension S, one row per configuration) and attributes to
-    an HDF5 file, atomically and byte-reproducibly (no timestamps). Strings become UTF-8 string datasets;
-    dicts and lists in ``attrs`` are stored as JSON text."""
+#: Reference minima of one state point (results/reference/{state}.h5).
+REFERENCE_FORMAT = "vaepipe-reference-1"
+
+#: Best configurations and descent paths of the minimization stage (results/minimization/{state}.h5).
+MINIMIZATION_FORMAT = "vaepipe-minimization-1"
+
+
+def write_arrays(path: str | Path, arrays: Mapping[str, Any], attrs: Mapping[str, Any], file_format: str,
+                 same_rows: bool = True) -> Path:
+    """Write named arrays (each with the same first dimension S, one row per configuration, unless
+    ``same_rows`` is False) and attributes to an HDF5 file, atomically and byte-reproducibly (no timestamps).
+    Strings become UTF-8 string datasets; dicts and lists in ``attrs`` are stored as JSON text."""
     import h5py
 
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     sizes = {name: value.shape[0] for name, value in arrays.items() if value.ndim}
-    if len(set(sizes.values())) > 1:
+    if same_rows and len(set(sizes.values())) > 1:
         raise ValueError(f"arrays of {path} must share their first dimension (one row per configuration), got "
                          f"{sizes}")
     def attr(name, value):

@@ -32,6 +32,12 @@ SUMMARY_KEYS = (
     "anomaly.auc_heldout_gamma", "anomaly.auc_heldout_gamma_ceiling", "anomaly.auc_overlap",
     "anomaly.auc_overlap_trivial", "anomaly.auc_uniform", "anomaly.auc_uniform_trivial", "anomaly.auc_tilted",
     "anomaly.auc_tilted_trivial",
+    "minimization.relative_gap_latent_exact", "minimization.relative_gap_latent_functional",
+    "minimization.relative_gap_quench_only", "minimization.relative_gap_grid_descent",
+    "minimization.functional_error_per_particle", "minimization.valid_path_fraction_latent",
+    "minimization.relative_gap_latent_exact_heldout", "minimization.relative_gap_latent_functional_heldout",
+    "minimization.relative_gap_quench_only_heldout", "minimization.relative_gap_grid_descent_heldout",
+    "minimization.functional_error_per_particle_heldout", "minimization.valid_path_fraction_latent_heldout",
 )
 
 
@@ -71,6 +77,18 @@ SUMMARY_DESCRIPTIONS = {
     "anomaly.auc_uniform_trivial": "the same for the better of the energy and the closest pair",
     "anomaly.auc_tilted": "ROC AUC of the model's score against tilted layers (same energy, same sum(z))",
     "anomaly.auc_tilted_trivial": "the same for the better of the energy and -sum(z) (0.5: they cannot see it)",
+    "minimization.relative_gap_latent_exact": "(E - E_ref) / |E_ref|, route A (exact energy over the particle VAE's z), quenched; median over trained state points",
+    "minimization.relative_gap_latent_functional": "the same, route B (learned functional over the voxel VAE's z)",
+    "minimization.relative_gap_quench_only": "the same, the MC starts quenched",
+    "minimization.relative_gap_grid_descent": "the same, descent of the functional directly on the density",
+    "minimization.functional_error_per_particle": "test MAE of the learned functional, |F - U_LJ| / N (epsilon)",
+    "minimization.valid_path_fraction_latent": "share of valid configurations along the latent paths (A and B)",
+    "minimization.relative_gap_latent_exact_heldout": "route A's gap at held-out and transfer gammas (median)",
+    "minimization.relative_gap_latent_functional_heldout": "route B's gap at held-out and transfer gammas (median)",
+    "minimization.relative_gap_quench_only_heldout": "quench-only's gap at held-out and transfer gammas (median)",
+    "minimization.relative_gap_grid_descent_heldout": "direct density descent's gap at held-out and transfer gammas",
+    "minimization.functional_error_per_particle_heldout": "the functional's test MAE at the held-out gamma, as trained (epsilon)",
+    "minimization.valid_path_fraction_latent_heldout": "valid share along the latent paths at held-out and transfer gammas",
 }
 
 

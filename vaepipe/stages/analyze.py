@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -274,13 +274,37 @@ _ANOMALY = ("auc_heldout_gamma", "auc_heldout_gamma_ceiling", "auc_overlap", "au
             "auc_uniform_trivial", "auc_tilted", "auc_tilted_trivial")
 
 
+_MINIMIZATION_GAPS = ("latent_exact", "latent_functional", "quench_only", "grid_descent")
+
+
+def _minimization_summary(records: Sequence[Mapping], functional: Mapping | None, transfer: Mapping | None) -> dict:
+    """minimization.*: medians over the trained state points, and ``_heldout`` twins over the others."""
+    out = {}
+    groups = {"": [r for r in records if not r.get("heldout")], "_heldout": [r for r in records if r.get("heldout")]}
+    for suffix, group in groups.items():
+        for method in _MINIMIZATION_GAPS:
+            values = [r[f"relative_gap_{method}"] for r in group]
+            out[f"minimization.relative_gap_{method}{suffix}"] = float(np.median(values)) if values else math.nan
+        valid = [np.mean([r["valid_path_fraction"]["latent_exact"], r["valid_path_fraction"]["latent_functional"]])
+                 for r in group]
+        out[f"minimization.valid_path_fraction_latent{suffix}"] = float(np.median(valid)) if valid else math.nan
+    out["minimization.functional_error_per_particle"] = _number(
+        (functional or {}).get("test", {}).get("mae_per_particle"))
+    out["minimization.functional_error_per_particle_heldout"] = _number(
+        (transfer or {}).get("as_trained", {}).get("mae_per_particle"))
+    return out
+
+
 def summarize(model_metrics: Mapping[str, Mapping], reconstruction: Mapping[str, Mapping],
               generation: Mapping[str, Mapping], latent: Mapping[str, Mapping], anomaly: Mapping[str, Mapping],
-              headline: str) -> dict:
+              headline: str, minimization: Sequence[Mapping] = (), functional: Mapping | None = None,
+              transfer: Mapping | None = None) -> dict:
     """The flat summary: every key of :data:`SUMMARY_KEYS` (float, NaN where it does not apply), each family's
     numbers of the ``headline`` representation under ``{family}.{key}`` and of every representation under
-    ``{family}.{representation}.{key}``. All arguments but headline are {representation: metrics dict}."""
-    out = {}
+    ``{family}.{representation}.{key}``. The arguments up to headline are {representation: metrics dict};
+    ``minimization`` the records of the minimize jobs (with ``heldout`` set on held-out and transfer state
+    points), ``functional`` and ``transfer`` the functional's metrics."""
+    out = _minimization_summary(minimization, functional, transfer)
     for representation in representations.REPRESENTATIONS:
         m = model_metrics.get(representation, {})
         for key in ("recon_error", "baseline_error", "error_ratio", "active_units"):
@@ -308,6 +332,14 @@ def summarize(model_metrics: Mapping[str, Mapping], reconstruction: Mapping[str,
     return dict(sorted(out.items()))
 
 
+def _optional(input, name: str) -> list[str]:
+    """A named input list that a rule may leave out (the minimization stages, when they do not run)."""
+    try:
+        return paths(input, name)
+    except (KeyError, AttributeError):
+        return []
+
+
 def summary(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) -> StageResult:
     """Rule ``summary``: ``results/summary.json`` (output ``summary``) and its table for the report (``table``).
 
@@ -319,9 +351,14 @@ def summary(input, params: Mapping[str, Any], wildcards=None, threads: int = 1) 
     def by_name(key):
         return dict(zip(names, map(read_json, paths(input, key))))
 
+    heldout = set(params.get("heldout_states", ()))
+    records = [{**read_json(p), "heldout": read_json(p)["state"] in heldout} for p in _optional(input, "minimization")]
+    functional = [read_json(p) for p in _optional(input, "functional")]
+    transfer = [read_json(p) for p in _optional(input, "transfer")]
     result = summarize(model_metrics=by_name("models"), reconstruction=by_name("reconstruction"),
                        generation=by_name("generation"), latent=by_name("latent"), anomaly=by_name("anomaly"),
-                       headline=params["headline"])
+                       headline=params["headline"], minimization=records,
+                       functional=functional[0] if functional else None, transfer=transfer[0] if transfer else None)
     return StageResult(outputs={"summary": lambda target, prov: write_summary(target, result, prov),
                                 "table": lambda target, prov: write_summary_table(target, result)},
                        values={"summary": result})

@@ -86,6 +86,9 @@ rule summary:
             "results/generation/{representation}/metrics.json",
             representation=TRAINED,
         ),
+        minimization=minimization_records(),
+        functional=functional_metrics(),
+        transfer=transfer_metrics(),
     output:
         summary="results/summary.json",
         table=report(
@@ -107,6 +110,7 @@ rule summary:
     params:
         headline=HEADLINE,
         representations=TRAINED,
+        heldout_states=sorted({**HELDOUT_STATES, **TRANSFER_STATES}),
         code=code_digest("summary"),
     script:
         "../scripts/summary.py"

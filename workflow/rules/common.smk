@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from vaepipe._build import code_digest as closure_digest
-from vaepipe.config import heldout_state_points, state_points
+from vaepipe.config import heldout_state_points, state_points, transfer_state_points
 from vaepipe.features import CHUNK_BYTES
 from vaepipe.representations import REPRESENTATIONS, canonical_params, feature_shape
 
@@ -15,12 +15,14 @@ TRAIN_STATES = state_points(config)
 # State points of the held-out gammas (analysis.heldout_gamma): sampled and featurized, never trained on.
 HELDOUT_STATES = heldout_state_points(config)
 STATES = {**TRAIN_STATES, **HELDOUT_STATES}
+# State points of minimization.transfer_gamma: minimized only, never sampled (minimize.smk).
+TRANSFER_STATES = transfer_state_points(config)
 # REPRESENTATIONS ("voxel", "distance", "coordinates"): one features file each, see vaepipe/representations/.
 
 
 # Only the configured state points: asking for another one fails as "missing input", not with a KeyError.
 wildcard_constraints:
-    state="|".join(re.escape(name) for name in STATES),
+    state="|".join(re.escape(name) for name in {**STATES, **TRANSFER_STATES}),
     representation="|".join(REPRESENTATIONS),
 
 
@@ -311,3 +313,100 @@ def latent_scan_outputs():
         "results/analysis/latent_size/particles.json",
         "results/analysis/latent_size/particles.png",
     ]
+
+
+# ---- the minimization stages (quench.smk, functional.smk, minimize.smk)
+
+# The minimization needs both latent routes: the particle VAE (A) and the voxel VAE (B).
+MINIMIZE = config["minimization"]["enabled"] and {"voxel", "particles"} <= set(TRAINED)
+# Every state point minimized: trained, held out, and transfer gammas (never sampled).
+MIN_STATES = {**TRAIN_STATES, **HELDOUT_STATES, **TRANSFER_STATES} if MINIMIZE else {}
+
+
+def source_state(wildcards):
+    """The sampled state point whose configurations a state point's minimization starts from: itself, or for a
+    transfer gamma the nearest sampled gamma at the same temperature."""
+    if wildcards.state in STATES:
+        return wildcards.state
+    point = TRANSFER_STATES[wildcards.state]
+    same_t = [
+        (abs(p["gamma"] - point["gamma"]), p["gamma"], name)
+        for name, p in STATES.items()
+        if p["temperature"] == point["temperature"]
+    ]
+    return min(same_t)[2]
+
+
+def source_file(pattern):
+    """An input function: ``pattern`` with {state} set to the job's source state point."""
+
+    def files(wildcards):
+        return pattern.format(state=source_state(wildcards))
+
+    return files
+
+
+def minimization_state_point(wildcards):
+    """{"gamma": g, "temperature": t} of a minimized state point."""
+    return MIN_STATES[wildcards.state]
+
+
+def minimization_params(*keys):
+    """Some keys of the minimization section, canonical."""
+    return _canonical({k: config["minimization"][k] for k in keys})
+
+
+def minimization_outputs():
+    """Every file of the minimization stages (none when they do not run)."""
+    if not MINIMIZE:
+        return []
+    return (
+        expand("results/quench/{state}.h5", state=STATES)
+        + expand("results/reference/{state}.h5", state=MIN_STATES)
+        + [
+            "results/functional/functional.keras",
+            "results/functional/metrics.json",
+            "results/functional/parity.png",
+        ]
+        + functional_transfer_outputs()
+        + expand(
+            [
+                "results/minimization/{state}.json",
+                "results/minimization/{state}.h5",
+                "results/minimization/{state}.png",
+            ],
+            state=MIN_STATES,
+        )
+    )
+
+
+def minimization_records():
+    """The JSON record of every minimized state point (the summary's input)."""
+    return expand("results/minimization/{state}.json", state=MIN_STATES)
+
+
+def functional_metrics():
+    """The functional's test metrics, when the minimization runs."""
+    return ["results/functional/metrics.json"] if MINIMIZE else []
+
+
+def transfer_metrics():
+    """The functional's transfer metrics, when the minimization runs and a gamma is held out."""
+    return functional_transfer_outputs()[:1]
+
+
+def functional_mem_mb(wildcards):
+    """Memory of a job that holds the voxel densities and TensorFlow, in MB (see learning_mem_mb)."""
+    return learning_mem_mb("voxel")
+
+
+def reference_files(wildcards):
+    """The reference minima of every minimized state point (each is re-scored and quenched at the job's gamma)."""
+    return expand("results/reference/{state}.h5", state=MIN_STATES)
+
+
+def functional_transfer_outputs():
+    """The functional's sample-efficiency files, when a gamma is held out."""
+    if not (MINIMIZE and HELDOUT_STATES):
+        return []
+    return ["results/functional/transfer.json", "results/functional/transfer.png"]
