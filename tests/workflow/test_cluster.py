@@ -1,4 +1,4 @@
-"""config/cluster.yaml through the whole chain: 13 particles at T = 0.3, gamma = 0, in the demo's box. The reference
+"""config/cluster.yaml through the whole chain: 13 particles at T = 0.4, gamma = 0, in the demo's box. The reference
 search and the latent route (A, after its final quench) must reach the Cambridge Cluster Database's LJ13 minimum,
 -44.326801 eps (../shared/reference/lj_cluster_minima.csv, copied into tests/data)."""
 
@@ -12,7 +12,7 @@ from vaepipe import io
 from vaepipe.io.arrays import REFERENCE_FORMAT, read_arrays
 
 LJ13 = -44.326801
-STATE = "gamma0_T0.3"
+STATE = "gamma0_T0.4"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def cluster_run(tmp_path_factory):
 @pytest.mark.statistical
 def test_the_cluster_chain_reaches_the_lj13_minimum(cluster_run):
     record = io.read_json(cluster_run / f"results/minimization/{STATE}.json")
-    assert record["n_particles"] == 13 and record["gamma"] == 0.0 and record["temperature"] == 0.3
+    assert record["n_particles"] == 13 and record["gamma"] == 0.0 and record["temperature"] == 0.4
     assert record["reference_source"] == "ccd" and record["energy_reference"] == pytest.approx(LJ13, abs=1e-6)
     _, attrs = read_arrays(cluster_run / f"results/reference/{STATE}.h5", REFERENCE_FORMAT)
     assert attrs["ccd_reached"] and attrs["energy"] == pytest.approx(LJ13, abs=1e-4)

@@ -14,7 +14,10 @@ targets (README, "Physically valid learning"), each beside the reference that bo
 - latent: gamma k-NN accuracy >= 0.9 x its ceiling (sum(z) alone);
 - anomaly: the model's overlap AUC >= 0.99 beside the trivial detector; held-out gamma within 0.05 of its ceiling;
   tilted layers invisible to the energy and sum(z) (AUC 0.5);
-- the older bars: both convolutional VAEs beat half the mean predictor, random configurations are anomalous.
+- the older bars: both convolutional VAEs beat half the mean predictor, random configurations are anomalous;
+- minimization (issue 13): the CCD minimum at gamma = 0, consistent references, valid paths of route A, today's
+  gaps and functional error held, fine-tuning beating training from scratch; the issue's accuracy targets as
+  strict expected failures.
 """
 
 import math
@@ -144,12 +147,65 @@ def test_anomalies_against_their_physics_references(summary):
     assert summary["anomaly.auc_tilted_trivial"] == pytest.approx(0.5, abs=0.02)
 
 
+MINIMIZED = ("gamma0_T1", "gamma0.25_T1", "gamma0.5_T1", "gamma0.75_T1", "gamma1_T1", "gamma1.5_T1")
+
+
+@pytest.mark.training
+def test_minimization_reaches_what_it_can_and_holds_todays_level(summary, demo):
+    """Issue 13 on the demo: the exact reference at gamma = 0 is the CCD's LJ30; the references are consistent
+    (E_min(gamma) nondecreasing and concave, which cross-polishing enforces); route A's paths are valid
+    configurations throughout. Today's levels (README, "Minimization"): route A within 1.4 % of the reference at
+    the trained gammas and 5 % at the others (AMD), the functional's error 0.10 eps per particle."""
+    from vaepipe.io.arrays import REFERENCE_FORMAT, read_arrays
+
+    _, attrs = read_arrays(demo / "results/reference/gamma0_T1.h5", REFERENCE_FORMAT)
+    assert attrs["ccd_reached"] and attrs["energy"] == pytest.approx(-128.286571, abs=1e-4)
+    records = {s: io.read_json(demo / f"results/minimization/{s}.json") for s in MINIMIZED}
+    points = sorted((r["gamma"], r["energy_reference"]) for r in records.values())
+    energies = [e for _, e in points]
+    assert all(b >= a - 1e-9 for a, b in zip(energies, energies[1:])), points
+    slopes = [(e2 - e1) / (g2 - g1) for (g1, e1), (g2, e2) in zip(points, points[1:])]
+    assert all(b <= a + 1e-9 for a, b in zip(slopes, slopes[1:])), slopes
+    assert all(r["valid_path_fraction"]["latent_exact"] >= 0.99 for r in records.values())
+    assert summary["minimization.relative_gap_latent_exact"] <= 0.03
+    assert summary["minimization.relative_gap_latent_exact_heldout"] <= 0.10
+    assert summary["minimization.functional_error_per_particle"] <= 0.15
+    # fine-tuning the functional at the held-out gamma beats training from scratch on the same samples
+    curve = io.read_json(demo / "results/functional/transfer.json")["curve"]
+    for fraction in (0.1, 0.3, 1.0):
+        by_mode = {r["mode"]: r["mae_per_particle"] for r in curve if r["fraction"] == fraction}
+        assert by_mode["fine_tune"] < by_mode["scratch"], fraction
+
+
+@pytest.mark.training
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'Minimization'): the decoders cannot draw the "
+                   "minima (A ends 0.6-7 % above them), and B exploits the learned functional")
+def test_latent_descent_reaches_the_reference_within_half_a_percent(summary):
+    assert min(summary["minimization.relative_gap_latent_exact"],
+               summary["minimization.relative_gap_latent_functional"]) <= 0.005
+
+
+@pytest.mark.training
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'Minimization'): the 0.5 sigma blur hides the "
+                   "pair distances the LJ energy depends on; 0.10 eps per particle")
+def test_functional_error_target(summary):
+    assert summary["minimization.functional_error_per_particle"] <= 0.05
+
+
+@pytest.mark.training
+@pytest.mark.xfail(strict=True, reason="target not reached (README, 'Minimization'): route B's fitted "
+                   "configurations overlap within tens of steps (6-13 % valid)")
+def test_latent_paths_are_valid(summary):
+    assert summary["minimization.valid_path_fraction_latent"] >= 0.99
+
+
 @pytest.mark.training
 def test_report_holds_every_figure_and_the_summary(demo):
     figures = Counter(p.name for p in (demo / "results").rglob("*.png"))
     # 5 state points x 2; per representation: model 2, reconstruction 3, generation 2, latent 1, anomaly 1;
-    # the landscape 1 and the latent-size curve 1
-    assert sum(figures.values()) == 10 + 3 * 9 + 2
+    # the landscape 1 and the latent-size curve 1; the functional's parity and transfer 2, and one minimization
+    # figure per minimized state point (4 trained, 1 held out, 1 transfer)
+    assert sum(figures.values()) == 10 + 3 * 9 + 2 + 2 + 6
     proc = _snakemake(demo, "--report", "report.zip")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     with zipfile.ZipFile(demo / "report.zip") as archive:
