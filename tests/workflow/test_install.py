@@ -89,6 +89,14 @@ def test_the_schema_is_package_data(wheel_venv, tmp_path):
     assert n == 30
 
 
+def test_the_cluster_minima_are_package_data(wheel_venv, tmp_path):
+    """The reference_minimum stage reads the Cambridge Cluster Database values from vaepipe/data."""
+    code = "from vaepipe.stages.quench import cluster_minimum; print(cluster_minimum(30), cluster_minimum(31))"
+    proc = subprocess.run([str(wheel_venv), "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["-128.286571", "None"]
+
+
 def test_git_commit_is_the_workflow_checkouts(wheel_venv, workflow_checkout, tmp_path):
     work, _, commit = workflow_checkout
     code = "from vaepipe.io import git_commit; print(git_commit())"

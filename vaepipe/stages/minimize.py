@@ -216,8 +216,7 @@ def minimize(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> S
         return densities(np.asarray(voxel_model.decoder.predict(z, verbose=0)), n)
 
     b_exact, b_valid = [], []
-    energy_b = functional_energy(voxel_model.decoder, functional, n, box, gamma,
-                                 prior_weight=float(settings.get("prior_weight", 0.0)))
+    energy_b = functional_energy(voxel_model.decoder, functional, n, box, gamma)
     result_b = descend(energy_b, z_voxel, steps, lr, settings["optimizer"], interval,
                        on_record=fitted_record(b_exact, b_valid, voxel_density))
     path_exact["latent_functional"], path_pred["latent_functional"] = np.asarray(b_exact), result_b.energy
