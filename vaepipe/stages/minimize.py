@@ -18,12 +18,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from vaepipe import structure
+from vaepipe.energy import total_energy
 from vaepipe.io.arrays import MINIMIZATION_FORMAT, REFERENCE_FORMAT, read_arrays, write_arrays
 from vaepipe.io.samples import read_samples
 from vaepipe.seeds import derive_seed
 from vaepipe.stages import StageResult, figure, json_record, path, paths, wildcard
 from vaepipe.stages.functional import densities, read_functional, setup_tensorflow, voxel_width
-from vaepipe.stages.quench import exact_energy, quench_configurations, sample_splits, system_of
+from vaepipe.stages.quench import quench_configurations, sample_splits, system_of
 
 __all__ = ["minimize", "METHODS"]
 
@@ -100,18 +101,11 @@ def _separated(positions: np.ndarray, box: float, gap: float = 0.05) -> np.ndarr
 
 def _best_after_quench(positions, gamma, system):
     """Quench every configuration; (best positions, best energy, energies before, energies after, evaluations)."""
-    before = np.array([_safe_energy(x, gamma, system) for x in positions])
+    before = total_energy(positions, gamma, system, coincident="inf")
     result = quench_configurations(_separated(positions, system["box_length"]), gamma, system)
     after = np.atleast_1d(result.energy)
     k = int(np.argmin(after))
     return result.positions[k], float(after[k]), before, after, int(np.sum(result.evaluations))
-
-
-def _safe_energy(x, gamma, system) -> float:
-    try:
-        return float(exact_energy(x, gamma, system))
-    except ValueError:  # two particles on the same point
-        return math.inf
 
 
 def minimize(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> StageResult:
@@ -189,7 +183,7 @@ def minimize(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> S
 
     def record_a(step, z, e):
         x = np.clip(np.asarray(particle_model.decoder.predict(z, verbose=0), dtype=np.float64) * box, 0.0, box)
-        a_exact.append([_safe_energy(c, gamma, system) for c in x])
+        a_exact.append(total_energy(x, gamma, system, coincident="inf"))
         a_valid.append(structure.is_valid(x, box, MIN_DISTANCE))
 
     result_a = descend(energy_a, z_particles, steps, lr, settings["optimizer"], interval, on_record=record_a)
@@ -208,7 +202,7 @@ def minimize(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> S
             grids = to_grid(variables)
             x = _fit(grids, vattrs, n, box, system["boundary"], init=previous[0], quick=True)
             previous[0] = x
-            store_exact.append([_safe_energy(c, gamma, system) for c in x])
+            store_exact.append(total_energy(x, gamma, system, coincident="inf"))
             store_valid.append(structure.is_valid(x, box, MIN_DISTANCE))
         return record
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from vaepipe.datasets import assign_splits
-from vaepipe.energy import potential_energy
+from vaepipe.energy import energy_kwargs, potential_energy
 from vaepipe.minimize import basin_hopping, quench as quench_to_minima
 from vaepipe.io.arrays import QUENCH_FORMAT, REFERENCE_FORMAT, read_arrays, write_arrays
 from vaepipe.io.samples import read_samples
@@ -32,13 +32,10 @@ def _log(message: str) -> None:
 
 
 def system_of(attrs: Mapping[str, Any]) -> dict:
+    """box_length, boundary and cutoff of a samples or array file (an array file writes a cutoff of None as "")."""
     cutoff = attrs.get("cutoff")
-    if cutoff is None or cutoff == "" or (isinstance(cutoff, float) and math.isnan(cutoff)):
-        cutoff = None  # written as "" (an array file's None) or NaN (a samples file's)
-    else:
-        cutoff = float(cutoff)
-    return {"box_length": float(attrs["box_length"]), "boundary": str(attrs.get("boundary", "reflect")),
-            "cutoff": cutoff}
+    kwargs = energy_kwargs({**attrs, "cutoff": None if isinstance(cutoff, str) and cutoff == "" else cutoff})
+    return {"box_length": float(attrs["box_length"]), "boundary": kwargs["boundary"], "cutoff": kwargs["cutoff"]}
 
 
 def exact_energy(positions, gamma, system) -> np.ndarray:
