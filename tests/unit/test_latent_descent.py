@@ -134,3 +134,28 @@ def test_bad_functional_shapes_are_value_errors():
         build_energy_functional((16,))
     with pytest.raises(ValueError, match="filters"):
         build_energy_functional((8, 8, 8), ())
+
+
+def test_functional_graph_holds_no_pad_op():
+    """TensorFlow's oneDNN rewrite (Intel AVX-512 CPUs) breaks a Pad op feeding a convolution (issue 10): the
+    functional's training and inference graphs must hold none, whatever CPU traces them. Its dilated convolutions
+    lower to SpaceToBatchND / Conv3D / BatchToSpaceND instead (asserted, so a change of lowering is seen)."""
+    tf = pytest.importorskip("tensorflow")
+    model = build_energy_functional((8, 8, 8), (4, 4), energy_offset=-1.0, n_particles=10, seed=0)
+    spec = tf.TensorSpec((2, 8, 8, 8), tf.float32)
+
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            energy = tf.reduce_sum(model(x, training=True))
+        return tape.gradient(energy, [x, *model.trainable_variables])
+
+    def inference(x):
+        return model(x, training=False)
+
+    ops = set()
+    for function in (gradient, inference):
+        graph = tf.function(function).get_concrete_function(spec).graph.as_graph_def()
+        ops |= {node.op for node in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    assert {"Conv3D", "Conv3DBackpropInputV2", "SpaceToBatchND"} <= ops, sorted(ops)
+    assert not {"Pad", "PadV2", "MirrorPad"} & ops, sorted(ops)
