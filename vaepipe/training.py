@@ -23,8 +23,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from vaepipe import representations
-from vaepipe.datasets import TrainingData, example_rows
+from vaepipe import datasets, representations
+from vaepipe.datasets import TrainingData, example_rows, stream_batches, streams
 from vaepipe.seeds import seed_int
 
 __all__ = [
@@ -179,8 +179,43 @@ def _dataset(x: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | Non
                        deterministic=True).prefetch(2)
 
 
+def _augmented(rep, x, gamma, attrs, kind):
+    """The training samples with their images under the box's symmetries (``vae.{repr}.augment``), and their
+    gamma labels."""
+    x, rows = rep.augment(x, gamma, attrs, kind)
+    return x, np.asarray(gamma)[rows]
+
+
+def _streamed_dataset(features, rows, labels, sample_shape, batch_size, seed, transform):
+    """tf.data of the endless streamed training batches (:func:`vaepipe.datasets.stream_batches`); the generator
+    runs beside the training step (TensorFlow's ops release the GIL), two batches ahead."""
+    import tensorflow as tf
+
+    signature = (tf.TensorSpec((batch_size,) + tuple(sample_shape), tf.float32), tf.TensorSpec((batch_size,), tf.float32))
+    return tf.data.Dataset.from_generator(
+        lambda: stream_batches(features, rows, labels, batch_size, seed, transform=transform),
+        output_signature=signature).prefetch(2)
+
+
+def _batched_rows(features, rows, labels, sample_shape, batch_size):
+    """tf.data of the samples ``rows`` of ``features`` in order, read one batch at a time (validation)."""
+    import tensorflow as tf
+
+    def batches():
+        for start in range(0, len(rows), batch_size):
+            chosen = rows[start:start + batch_size]
+            yield features[chosen], labels[chosen]
+
+    signature = (tf.TensorSpec((None,) + tuple(sample_shape), tf.float32), tf.TensorSpec((None,), tf.float32))
+    # A known length, so that Keras ends validation at the last batch instead of warning that the data ran out.
+    num_batches = -(-len(rows) // batch_size)
+    return (tf.data.Dataset.from_generator(batches, output_signature=signature)
+            .apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2))
+
+
 def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.SeedSequence | int,
-              threads: int | None = None, progress: bool = True, deterministic: bool = True) -> TrainingResult:
+              threads: int | None = None, progress: bool = True, deterministic: bool = True,
+              stream: str = "auto", max_steps_per_epoch: int | None = None) -> TrainingResult:
     """Train the representation's VAE on the train split, with early stopping on the validation split.
 
     params : the representation's config section: latent_dim, beta, reconstruction_loss, free_bits,
@@ -188,6 +223,13 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
         dense_units (convolutional) or hidden_units (dense).
     seed : the stage's SeedSequence (or int); it seeds the weights, the shuffling and the sampling noise.
     deterministic : TensorFlow's op determinism, so the same seed gives the same weights (costs a little speed).
+    stream : vae.stream: "auto" streams the training and validation splits from the feature files (``data`` loaded
+        with ``lazy=True``) when the training split exceeds :data:`vaepipe.datasets.STREAM_THRESHOLD_BYTES`,
+        "always" / "never" force it. Streamed, the job holds one window of samples
+        (:func:`vaepipe.datasets.stream_batches`), whatever the data size; in memory, the batches are those of a
+        shuffled, repeated tf.data set. Both are deterministic for a seed, but they draw different batches.
+    max_steps_per_epoch : at most this many batches per epoch (None: one pass over the training split); for
+        benchmarks and smoke runs.
     """
     missing = [k for k in _TRAIN_KEYS if k not in params]
     if missing:
@@ -203,19 +245,38 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
 
         tf.config.experimental.enable_op_determinism()
 
-    x_train, x_val = data.split("train"), data.split("validation")
-    gamma_train, gamma_val = data.split_labels("train", "gamma"), data.split_labels("validation", "gamma")
-    if x_train.shape[0] == 0:
+    split = data.labels["split"].to_numpy()
+    num_train, num_val = int(np.sum(split == "train")), int(np.sum(split == "validation"))
+    if num_train == 0:
         raise ValueError("no training samples: lower validation_fraction / test_fraction or sample more")
-    num_train = x_train.shape[0]
-    # The box's symmetries multiply the training set; an epoch stays num_train samples (same cost, more variety).
-    x_train, rows = representations.get(data.representation).augment(x_train, gamma_train, data.attrs,
-                                                                      params.get("augment", "none"))
-    gamma_train = gamma_train[rows]
     batch_size = int(min(params["batch_size"], num_train))
-    model = build_model(data.representation, x_train.shape[1:], params, seed=seed_value, attrs=data.attrs)
+    rep = representations.get(data.representation)
+    augment = params.get("augment", "none")
+    sample_shape = tuple(data.features.shape[1:])
+    streamed = streams(stream, num_train * 4 * int(np.prod(sample_shape)))
+    if streamed:
+        # Features stay on disk; a window of chunks at a time is read, shuffled and batched (datasets.stream_batches).
+        gamma = data.labels["gamma"].to_numpy(np.float32)
+        transform = None if augment == "none" else (lambda x, y: _augmented(rep, x, y, data.attrs, augment))
+        train_data = lambda: _streamed_dataset(data.features, np.flatnonzero(split == "train"), gamma,  # noqa: E731
+                                               sample_shape, batch_size, seed_value, transform)
+        val_data = lambda: (_batched_rows(data.features, np.flatnonzero(split == "validation"), gamma,  # noqa: E731
+                                          sample_shape, batch_size) if num_val else None)
+        x_init = None
+    else:
+        x_train, x_val = data.split("train"), data.split("validation")
+        gamma_train, gamma_val = data.split_labels("train", "gamma"), data.split_labels("validation", "gamma")
+        # The box's symmetries multiply the training set; an epoch stays num_train samples (same cost, more
+        # variety).
+        x_train, gamma_train = _augmented(rep, x_train, gamma_train, data.attrs, augment)
+        train_data = lambda: _dataset(x_train, gamma_train, batch_size, seed_value, repeat=True)  # noqa: E731
+        val_data = lambda: _dataset(x_val, gamma_val, batch_size, None, repeat=False) if num_val else None  # noqa: E731
+        x_init = x_train
+    model = build_model(data.representation, sample_shape, params, seed=seed_value, attrs=data.attrs)
     if hasattr(model, "initialize_from_data"):
-        model.initialize_from_data(x_train)
+        if x_init is None:  # streamed: the models that start from the data (particles) have small features
+            x_init, _ = _augmented(rep, data.split("train"), data.split_labels("train", "gamma"), data.attrs, augment)
+        model.initialize_from_data(x_init)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=params["learning_rate"]), jit_compile=False)
     if params.get("jit_compile", False) and keras.backend.backend() == "tensorflow":
         # XLA fuses the particle VAE's pairwise arithmetic; it is a trap for the convolutional VAEs
@@ -224,11 +285,12 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
         # reproducible across processes (tests/unit/test_particles.py), so it is switched on past that check.
         model._jit_compile = True
     warmup = int(params["kl_warmup_epochs"])
-    patience = int(params["patience"]) if x_val.shape[0] else 0
+    patience = int(params["patience"]) if num_val else 0
+    # The pipelines are made here, after the model, as they always were (the weights' seeds come first).
     fit = model.fit(
-        _dataset(x_train, gamma_train, batch_size, seed_value, repeat=True),
-        steps_per_epoch=max(1, num_train // batch_size),
-        validation_data=_dataset(x_val, gamma_val, batch_size, None, repeat=False) if x_val.shape[0] else None,
+        train_data(),
+        steps_per_epoch=min(max(1, num_train // batch_size), max_steps_per_epoch or num_train),
+        validation_data=val_data(),
         epochs=int(params["epochs"]),
         callbacks=_callbacks(model.name, warmup, patience, progress),
         shuffle=False,  # the tf.data pipeline shuffles, seeded
@@ -248,10 +310,27 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
 # --------------------------------------------------------------------------- inference and metrics
 
 
-def encode(model, features: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means and log-variances, (S, latent_dim) float32 each."""
-    z_mean, z_log_var, _ = model.encoder.predict(features, batch_size=batch_size, verbose=0)
-    return np.asarray(z_mean), np.asarray(z_log_var)
+def _slices(features, batch_size: int):
+    """Row ranges to run through a model at once: everything for an array in memory; for features on disk
+    (:class:`vaepipe.datasets.FeatureStore`) about STREAM_SLICE_BYTES at a time, a whole number of batches, so the
+    memory stays flat whatever the number of samples."""
+    num = len(features)
+    if isinstance(features, np.ndarray):
+        return [(0, num)]
+    per_sample = max(1, int(np.prod(features.shape[1:])) * 4)
+    step = max(batch_size, (datasets.STREAM_SLICE_BYTES // per_sample) // batch_size * batch_size)
+    return [(a, min(a + step, num)) for a in range(0, num, step)]
+
+
+def encode(model, features, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances, (S, latent_dim) float32 each. ``features``: an array, or features on
+    disk (a :class:`vaepipe.datasets.FeatureStore`), read a slice at a time."""
+    means, log_vars = [], []
+    for a, b in _slices(features, batch_size):
+        z_mean, z_log_var, _ = model.encoder.predict(features[a:b], batch_size=batch_size, verbose=0)
+        means.append(np.asarray(z_mean))
+        log_vars.append(np.asarray(z_log_var))
+    return np.concatenate(means), np.concatenate(log_vars)
 
 
 def decode(model, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -303,25 +382,43 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
     """
     from vaepipe.models import kl_divergence
 
-    x = data.split(split)
-    if x.shape[0] == 0:
+    mask = (data.labels["split"] == split).to_numpy()
+    if not mask.any():
         raise ValueError(f"the {split} split is empty; raise its fraction or sample more")
-    z_mean, z_log_var = encode(model, x, batch_size)
-    x_hat = np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
-    baseline = np.broadcast_to(data.split("train").mean(axis=0, dtype=np.float64), x.shape)
-    per_sample = sample_errors(data.representation, x, x_hat, data.attrs)
-    vae_errors = {name: float(np.mean(values)) for name, values in per_sample.items()}
-    base_errors = reconstruction_errors(data.representation, x, baseline, data.attrs)
-
+    # Features on disk are read a slice at a time (the same numbers as in memory, where one slice is all).
+    in_memory = isinstance(data.features, np.ndarray)
+    x_split = data.split(split) if in_memory else _SplitRows(data.features, np.flatnonzero(mask))
+    train_rows = np.flatnonzero((data.labels["split"] == "train").to_numpy())
+    if in_memory:
+        mean = data.split("train").mean(axis=0, dtype=np.float64)
+    else:
+        total = np.zeros(data.features.shape[1:], dtype=np.float64)
+        for a, b in _slices(_SplitRows(data.features, train_rows), batch_size):
+            total += data.features[train_rows[a:b]].sum(axis=0, dtype=np.float64)
+        mean = total / max(len(train_rows), 1)
+    z_mean, z_log_var = encode(model, x_split, batch_size)
     rng = np.random.default_rng(seed)
     z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape).astype(np.float32)
-    x_sampled = np.asarray(model.decoder.predict(z, batch_size=batch_size, verbose=0))
-    recon = np.asarray(model.reconstruction_nll(x, x_sampled))
+    per_sample, base_samples, recon = {}, {}, []
+    for a, b in _slices(x_split, batch_size):
+        x = x_split[a:b]
+        x_hat = np.asarray(model.decoder.predict(z_mean[a:b], batch_size=batch_size, verbose=0))
+        for name, values in sample_errors(data.representation, x, x_hat, data.attrs).items():
+            per_sample.setdefault(name, []).append(values)
+        baseline = np.broadcast_to(mean, x.shape)
+        for name, values in sample_errors(data.representation, x, baseline, data.attrs).items():
+            base_samples.setdefault(name, []).append(values)
+        x_sampled = np.asarray(model.decoder.predict(z[a:b], batch_size=batch_size, verbose=0))
+        recon.append(np.asarray(model.reconstruction_nll(x, x_sampled)))
+    per_sample = {name: np.concatenate(parts) for name, parts in per_sample.items()}
+    vae_errors = {name: float(np.mean(values)) for name, values in per_sample.items()}
+    base_errors = {name: float(np.mean(np.concatenate(parts))) for name, parts in base_samples.items()}
+    recon = np.concatenate(recon)
     kl_dims = np.asarray(kl_divergence(z_mean, z_log_var))
     kl = kl_dims.sum(axis=1)
     return {
         "split": split,
-        "num_samples": int(x.shape[0]),
+        "num_samples": int(mask.sum()),
         "vae": vae_errors,
         "baseline": base_errors,
         "recon_error": vae_errors["recon_error"],
@@ -337,6 +434,20 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
     }
 
 
+class _SplitRows:
+    """Some rows of features on disk, indexed like an array of their own (slices read just those rows)."""
+
+    def __init__(self, features, rows):
+        self.features, self.rows = features, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows),) + tuple(features.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        return self.features[self.rows[key]]
+
+
 def reconstruction_figure(model, data: TrainingData, split: str = "test"):
     """Originals next to their reconstructions for a few examples of the split: the representation's figure."""
     from vaepipe import plots
@@ -344,7 +455,7 @@ def reconstruction_figure(model, data: TrainingData, split: str = "test"):
     rows = example_rows(data, split)
     labels = data.labels[data.labels["split"] == split].reset_index(drop=True)
     names = [f"{labels['state'][r]} #{labels['sample_index'][r]}" for r in rows]
-    x = data.split(split)[rows]
+    x = data.features[np.flatnonzero((data.labels["split"] == split).to_numpy())[rows]]
     rep = representations.get(data.representation)
     figure = getattr(plots, rep.figure)
     return figure(x, decode(model, x), *rep.figure_args(data.attrs), labels=names)

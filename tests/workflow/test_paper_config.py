@@ -83,6 +83,11 @@ def test_paper_config_dry_run_through_the_slurm_profile(tmp_path):
     functional = [b for b in blocks if b.startswith(learning[1:])]
     assert len(functional) == 2 and all(re.search(r"resources: .*\bgpu=1\b", b) for b in functional)
     assert not any(re.search(r"\bgpu=[1-9]", b) for b in blocks if not b.startswith(learning))
+    # Training and encoding stream the 50^3 grids (18 GB of them) from disk: the jobs ask for what one window,
+    # the slices and a batch's activations need, not for the data set (issue 14: <= 8 GB).
+    memory = {re.search(r"wildcards: representation=(\w+)", b)[1]: int(re.search(r"\bmem_mb=(\d+)", b)[1])
+              for b in blocks if b.startswith(("rule train_vae:", "rule encode:"))}
+    assert memory and max(memory.values()) <= 8000, memory
 
 
 def test_the_slurm_profile_forces_no_gpu(tmp_path):

@@ -173,8 +173,87 @@ def write_features(path: str | Path, representation: str, features, energy, chai
     return Path(path)
 
 
-def read_features(path: str | Path) -> Features:
-    """Read and check a features file; ValueError saying what is wrong if it does not follow the layout."""
+def select_rows(key, num: int) -> np.ndarray:
+    """The (K,) int64 rows of ``num`` that ``key`` (int, slice, boolean mask or integer array) selects."""
+    if isinstance(key, slice):
+        return np.arange(num, dtype=np.int64)[key]
+    key = np.atleast_1d(np.asarray(key))
+    if key.dtype == bool:
+        if key.shape != (num,):
+            raise IndexError(f"a boolean mask of {num} rows is needed, got shape {key.shape}")
+        return np.flatnonzero(key).astype(np.int64)
+    if not np.issubdtype(key.dtype, np.integer):
+        raise IndexError(f"rows are selected by int, slice, boolean mask or integer array, got {key.dtype}")
+    rows = key.astype(np.int64).ravel()
+    rows = np.where(rows < 0, rows + num, rows)
+    if rows.size and (rows.min() < 0 or rows.max() >= num):
+        raise IndexError(f"row out of range for {num} samples")
+    return rows
+
+
+class LazyRows:
+    """(S, ...) float32 samples on disk, read on demand: ``rows[i]``, ``rows[a:b]``, ``rows[mask]`` and
+    ``rows[indices]`` read just those samples and return a NumPy array in the order asked; ``numpy.asarray(rows)``
+    reads every sample. Subclasses set ``shape`` and implement ``read(rows)``."""
+
+    dtype = np.dtype(np.float32)
+    shape: tuple = (0,)
+
+    ndim = property(lambda self: len(self.shape))
+    nbytes = property(lambda self: int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize)
+    sample_bytes = property(lambda self: int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, rows) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self.read(select_rows(key, len(self)))[0]
+        return self.read(select_rows(key, len(self)))
+
+    def __array__(self, dtype=None, copy=None):
+        data = self.read(np.arange(len(self)))
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+
+class FeatureRows(LazyRows):
+    """The ``features`` dataset of one features file, read on demand (see :class:`LazyRows`). Each read takes the
+    contiguous runs of the sorted rows, one HDF5 read each, so a job holds only the samples it works on."""
+
+    def __init__(self, path: str | Path, shape: tuple):
+        self.path = Path(path)
+        self.shape = tuple(int(k) for k in shape)
+
+    def __repr__(self) -> str:
+        return f"FeatureRows({str(self.path)!r}, shape={self.shape})"
+
+    def read(self, rows) -> np.ndarray:
+        """The samples ``rows`` ((K,) int64, any order, repeats allowed), (K, ...) float32, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((rows.size,) + self.shape[1:], dtype=np.float32)
+        if rows.size == 0:
+            return out
+        unique, inverse = np.unique(rows, return_inverse=True)
+        block = np.empty((unique.size,) + self.shape[1:], dtype=np.float32)
+        starts = np.flatnonzero(np.diff(unique, prepend=unique[0] - 2) != 1)
+        ends = np.append(starts[1:], unique.size)
+        with _open_hdf5(self.path, "features", "featurize") as f:
+            dataset = f["features"]
+            for a, b in zip(starts, ends):
+                dataset.read_direct(block, np.s_[unique[a]:unique[b - 1] + 1], np.s_[a:b])
+        out[:] = block[inverse.ravel()]
+        return out
+
+
+def read_features(path: str | Path, lazy: bool = False) -> Features:
+    """Read and check a features file; ValueError saying what is wrong if it does not follow the layout.
+
+    lazy : leave the ``features`` dataset on disk: ``Features.features`` is then a :class:`FeatureRows` that reads
+        samples on demand (every other dataset is read, and every check made, as without).
+    """
     import h5py
 
     path = Path(path)
@@ -207,12 +286,18 @@ def read_features(path: str | Path) -> Features:
             problems.append(f"attributes {missing} are missing")
         if problems:
             raise ValueError(f"{path} is not a valid vaepipe features file: {'; '.join(problems)}")
-        data = {name: f[name][()] for name in names}
+        data = {name: f[name][()] for name in names if not (lazy and name == "features")}
+        if lazy:
+            stored = f["features"]
+            dtype, shape = stored.dtype, stored.shape
+            data["features"] = FeatureRows(path, shape)
+        else:
+            dtype, shape = data["features"].dtype, data["features"].shape
     features = data["features"]
-    num = features.shape[0] if features.ndim else -1
+    num = shape[0] if len(shape) else -1
     problems = []
-    if features.dtype != np.float32 or features.ndim < 2:
-        problems.append(f"features {features.dtype} {features.shape}, expected float32 (S, ...)")
+    if dtype != np.float32 or len(shape) < 2:
+        problems.append(f"features {dtype} {shape}, expected float32 (S, ...)")
     for name in ("energy", "chain", "sample_index"):
         if data[name].shape != (num,):
             problems.append(f"{name} has shape {data[name].shape}, expected (S,) = ({num},)")
@@ -221,8 +306,8 @@ def read_features(path: str | Path) -> Features:
         problems.append(f"order has shape {data['order'].shape}, expected (S, N) = ({num}, {n})")
     if "anchors" in data and data["anchors"].shape[1:] != (dim,):
         problems.append(f"anchors has shape {data['anchors'].shape}, expected (A, dim={dim})")
-    if not problems and features.ndim >= 2:
-        problem = _features_shape_problem(representation, features.shape[1:], attrs,
+    if not problems and len(shape) >= 2:
+        problem = _features_shape_problem(representation, tuple(shape[1:]), attrs,
                                           data["anchors"].shape[0] if "anchors" in data else 0)
         if problem:
             problems.append(problem)

@@ -26,7 +26,8 @@ def train_vae(input, params: Mapping[str, Any], wildcards, threads: int = 1, pro
     """
     representation = wildcard(wildcards, "representation")
     training.configure_threads(threads)
-    data = load_training_data(paths(input, "features"), params["seed"], **params["split"])
+    # Features stay on disk until read: a split, a slice or a streamed window at a time (vae.stream).
+    data = load_training_data(paths(input, "features"), params["seed"], **params["split"], lazy=True)
     if data.representation != representation:
         raise ValueError(f"feature files hold {data.representation!r} features, expected {representation!r}")
     seed = derive_seed(params["seed"], "train", representation)
@@ -36,7 +37,8 @@ def train_vae(input, params: Mapping[str, Any], wildcards, threads: int = 1, pro
               f"features {data.features.shape[1:]}; train {counts.get('train', 0)}, validation "
               f"{counts.get('validation', 0)}, test {counts.get('test', 0)}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    result = training.train_vae(data, params["model"], seed, deterministic=params["deterministic"], progress=progress)
+    result = training.train_vae(data, params["model"], seed, deterministic=params["deterministic"], progress=progress,
+                                stream=params.get("stream", "auto"))
     seconds = time.perf_counter() - start
     metrics = training.evaluate(result.model, data, "test", seed=seed_int(derive_seed(params["seed"], "evaluate",
                                                                                representation)))
@@ -72,7 +74,7 @@ def encode(input, params: Mapping[str, Any], wildcards, threads: int = 1) -> Sta
     ``representation``; input ``model`` and ``features``), with their labels: output ``latent`` (Parquet)."""
     representation = wildcard(wildcards, "representation")
     training.configure_threads(threads)
-    data = load_training_data(paths(input, "features"), params["seed"], **params["split"])
+    data = load_training_data(paths(input, "features"), params["seed"], **params["split"], lazy=True)
     model = read_model(path(input, "model"))
     z_mean, z_log_var = training.encode(model, data.features)
     print(f"{representation}: encoded {len(data.labels)} samples into {z_mean.shape[1]} dimensions", file=sys.stderr)

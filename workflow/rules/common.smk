@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from vaepipe._build import code_digest as closure_digest
+from vaepipe.datasets import training_memory_mb
 from vaepipe.config import heldout_state_points, state_points, transfer_state_points
 from vaepipe.features import CHUNK_BYTES
 from vaepipe.representations import REPRESENTATIONS, canonical_params, feature_shape
@@ -178,19 +179,33 @@ def model_params(wildcards):
     return _canonical(config["vae"][wildcards.representation])
 
 
-def learning_mem_mb(representation):
-    """Memory of a job that loads a representation's features and TensorFlow, in MB: TensorFlow itself (about
-    1.5 GB), the float32 features a few times over (file, concatenation, tensor), plus the activations of one
-    batch, generously."""
-    per_sample = feature_bytes(representation)
+def learning_mem_mb(representation, stream="never"):
+    """Memory of a job that reads a representation's features and runs TensorFlow, in MB: TensorFlow itself
+    (about 1.5 GB), the float32 features (a few times over in memory; two windows when streamed, vae.stream),
+    plus the activations of one batch, generously (vaepipe.datasets.training_memory_mb).
+    """
     num = len(STATES) * samples_per_state()
-    batch = config["vae"][representation]["batch_size"]
-    return 2000 + (4 * num * per_sample + 200 * batch * per_sample) // 1_000_000
+    vae = config["vae"]
+    train_share = 1 - vae["validation_fraction"] - vae["test_fraction"]
+    return training_memory_mb(
+        num,
+        int(train_share * len(TRAIN_STATES) * samples_per_state()),
+        feature_bytes(representation),
+        vae[representation]["batch_size"],
+        stream,
+    )
 
 
 def train_mem_mb(wildcards):
-    """Memory of a training or encoding job in MB (see learning_mem_mb)."""
+    """Memory of a job that holds a representation's features and TensorFlow, in MB (see learning_mem_mb)."""
     return learning_mem_mb(wildcards.representation)
+
+
+def stream_mem_mb(wildcards):
+    """Memory of a train_vae or encode job in MB (see learning_mem_mb): these read the features from disk a
+    window or a slice at a time when vae.stream streams, so their memory does not grow with the samples.
+    """
+    return learning_mem_mb(wildcards.representation, config["vae"]["stream"])
 
 
 def distance_mem_mb(wildcards):

@@ -32,13 +32,14 @@ rule train_vae:
         "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
-        mem_mb=train_mem_mb,
+        mem_mb=stream_mem_mb,
         runtime=120,
         gpu=config["vae"]["gpus"],
     params:
         seed=config["seed"],
         split=split_params(),
         deterministic=config["vae"]["deterministic"],
+        stream=config["vae"]["stream"],
         model=model_params,
         code=code_digest("train_vae"),
     script:
@@ -59,7 +60,7 @@ rule encode:
         "../../environment.yml"
     threads: config["analysis"]["threads"]
     resources:
-        mem_mb=train_mem_mb,
+        mem_mb=stream_mem_mb,
         runtime=30,
     params:
         seed=config["seed"],
