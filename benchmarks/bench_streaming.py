@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +61,25 @@ def workflow_config(extra: str | None = None) -> dict:
 # --------------------------------------------------------------------------- data
 
 
-def write_grids(folder: Path, num_samples: int, seed: int = 0) -> list[str]:
-    """Feature files of ``num_samples`` synthetic 50^3 Gaussian grids in all (the paper config's voxel settings),
-    ``STATES`` state points; made once per folder."""
-    from vaepipe import features, io
+def write_state(path: Path, grids: np.ndarray, system: dict, params: dict, k: int, seed: int) -> None:
+    """A voxel features file of state point k (gamma = k): the grids as 8 chains in file order."""
+    from vaepipe import io
+
+    num = len(grids)
+    attrs = {"gamma": float(k), "temperature": 1.0, "n_particles": system["n_particles"],
+             "box_length": system["box_length"], "dim": 3, "boundary": system["boundary"], "seed": seed,
+             "state": f"gamma{k}_T1", "voxel_size": params["voxel_size"], "num_cells": grids.shape[1],
+             "method": params["method"], "width": params["width"], "normalize": params.get("normalize", "max")}
+    io.write_features(path, "voxel", grids, np.zeros(num), np.arange(num) // max(num // 8, 1), np.arange(num), attrs)
+
+
+def synthetic_files(folder: Path, config: dict, num_samples: int, seed: int) -> list[str]:
+    """Feature files of ``num_samples`` voxel grids in all, ``STATES`` state points, featurized with the config's
+    voxel settings from 30 particles placed uniformly at random in the box; made once per folder."""
+    from vaepipe import features
 
     folder.mkdir(parents=True, exist_ok=True)
-    paper = workflow_config("config/paper.yaml")
-    system, params = paper["system"], paper["features"]["voxel"]
+    system, params = config["system"], config["features"]["voxel"]
     box, n = system["box_length"], system["n_particles"]
     num_cells = features.num_cells(box, params["voxel_size"])
     paths = []
@@ -86,13 +96,13 @@ def write_grids(folder: Path, num_samples: int, seed: int = 0) -> list[str]:
             grids[a:a + len(positions)] = features.voxel_grid(
                 positions, box, params["voxel_size"], method=params["method"], width=params["width"],
                 normalize=params.get("normalize", "max"), boundary=system["boundary"])
-        attrs = {"gamma": float(k), "temperature": 1.0, "n_particles": n, "box_length": box, "dim": 3,
-                 "boundary": system["boundary"], "seed": seed, "state": f"gamma{k}_T1", "voxel_size": params["voxel_size"],
-                 "num_cells": num_cells, "method": params["method"], "width": params["width"],
-                 "normalize": params.get("normalize", "max")}
-        io.write_features(path, "voxel", grids, np.zeros(num), np.arange(num) // max(num // 8, 1), np.arange(num),
-                          attrs)
+        write_state(path, grids, system, params, k, seed)
     return paths
+
+
+def write_grids(folder: Path, num_samples: int, seed: int = 0) -> list[str]:
+    """Synthetic 50^3 Gaussian grids with the paper config's voxel settings."""
+    return synthetic_files(folder, workflow_config("config/paper.yaml"), num_samples, seed)
 
 
 def demo_paths(features_dir: str | None, workdir: Path) -> list[str]:
@@ -102,43 +112,10 @@ def demo_paths(features_dir: str | None, workdir: Path) -> list[str]:
         if not paths:
             raise FileNotFoundError(f"--features {features_dir}: no voxel/*.h5 there; pass results/features")
         return paths
-    from vaepipe import features, io
-
-    config = workflow_config()
-    system, params = config["system"], config["features"]["voxel"]
-    folder = workdir / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k in range(STATES):
-        path = folder / f"gamma{k}_T1.h5"
-        paths.append(str(path))
-        if path.exists():
-            continue
-        positions = np.random.default_rng([1, k]).uniform(0.0, system["box_length"], (1000, system["n_particles"], 3))
-        grids = features.voxel_grid(positions, system["box_length"], params["voxel_size"], method=params["method"],
-                                    width=params["width"], normalize=params["normalize"], boundary=system["boundary"])
-        attrs = {"gamma": float(k), "temperature": 1.0, "n_particles": system["n_particles"],
-                 "box_length": system["box_length"], "dim": 3, "boundary": system["boundary"], "seed": 1,
-                 "state": f"gamma{k}_T1", "voxel_size": params["voxel_size"], "num_cells": grids.shape[1],
-                 "method": params["method"], "width": params["width"], "normalize": params["normalize"]}
-        io.write_features(path, "voxel", grids, np.zeros(1000), np.arange(1000) // 125, np.arange(1000), attrs)
-    return paths
+    return synthetic_files(workdir / "demo", workflow_config(), 4000, 1)
 
 
 # --------------------------------------------------------------------------- workers (one per subprocess)
-
-
-def _timer():
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.marks = [time.perf_counter()]
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.marks.append(time.perf_counter())
-
-    return EpochTimer()
 
 
 def _train(paths, params, stream, max_steps=None, encode=False):
@@ -152,7 +129,9 @@ def _train(paths, params, stream, max_steps=None, encode=False):
     training.configure_threads(int(os.environ.get("BENCH_THREADS", "2")))
     data = load_training_data(paths, config["seed"], config["vae"]["validation_fraction"],
                               config["vae"]["test_fraction"], lazy=True)
-    timer = _timer()
+    from bench_vae import _epoch_timer
+
+    timer = _epoch_timer()
     workflow_callbacks = training._callbacks
     training._callbacks = lambda *a, **k: workflow_callbacks(*a, **k) + [timer]
     try:

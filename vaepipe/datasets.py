@@ -284,6 +284,8 @@ STREAM_WINDOW_BYTES = 128 << 20
 STREAM_CHUNK_ROWS = 32
 #: Bytes of on-disk samples that encoding and evaluation read and run through a model at once.
 STREAM_SLICE_BYTES = 64 << 20
+#: Bytes of input per batch of encoding and decoding at most (vaepipe.training.inference_batch).
+INFERENCE_BATCH_BYTES = 16 << 20
 
 
 def streams(mode: str, num_bytes: int) -> bool:

@@ -310,6 +310,14 @@ def train_vae(data: TrainingData, params: Mapping[str, Any], seed: np.random.See
 # --------------------------------------------------------------------------- inference and metrics
 
 
+def inference_batch(sample_shape, batch_size: int = 256) -> int:
+    """The batch of encoding and decoding: ``batch_size``, fewer for large samples (at most
+    :data:`vaepipe.datasets.INFERENCE_BATCH_BYTES` of inputs), so a batch's activations stay what a training batch
+    needs (the demo's 16^3 grids: 256; the paper's 50^3 grids: 32)."""
+    per_sample = max(1, int(np.prod(sample_shape)) * 4)
+    return int(max(1, min(int(batch_size), datasets.INFERENCE_BATCH_BYTES // per_sample)))
+
+
 def _slices(features, batch_size: int):
     """Row ranges to run through a model at once: everything for an array in memory; for features on disk
     (:class:`vaepipe.datasets.FeatureStore`) about STREAM_SLICE_BYTES at a time, a whole number of batches, so the
@@ -326,6 +334,7 @@ def encode(model, features, batch_size: int = 256) -> tuple[np.ndarray, np.ndarr
     """Posterior means and log-variances, (S, latent_dim) float32 each. ``features``: an array, or features on
     disk (a :class:`vaepipe.datasets.FeatureStore`), read a slice at a time."""
     means, log_vars = [], []
+    batch_size = inference_batch(features.shape[1:], batch_size)
     for a, b in _slices(features, batch_size):
         z_mean, z_log_var, _ = model.encoder.predict(features[a:b], batch_size=batch_size, verbose=0)
         means.append(np.asarray(z_mean))
@@ -336,6 +345,7 @@ def encode(model, features, batch_size: int = 256) -> tuple[np.ndarray, np.ndarr
 def decode(model, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Decoded posterior means, the deterministic reconstruction: same shape as ``features``."""
     z_mean, _ = encode(model, features, batch_size)
+    batch_size = inference_batch(features.shape[1:], batch_size)
     return np.asarray(model.decoder.predict(z_mean, batch_size=batch_size, verbose=0))
 
 
@@ -397,6 +407,7 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
             total += data.features[train_rows[a:b]].sum(axis=0, dtype=np.float64)
         mean = total / max(len(train_rows), 1)
     z_mean, z_log_var = encode(model, x_split, batch_size)
+    batch_size = inference_batch(data.features.shape[1:], batch_size)
     rng = np.random.default_rng(seed)
     z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape).astype(np.float32)
     per_sample, base_samples, recon = {}, {}, []
