@@ -87,4 +87,14 @@ const KernelTable& activeKernels();
 // Reselects from the current environment; used by tests that change VAEPIPE_SIMD.
 const KernelTable& selectKernels();
 
+// Kernel calls over fewer pairs than this run faster with the AVX2 kernels than with the AVX-512 ones: a zmm
+// block of 8 lanes does not amortise its longer latency (N = 30: avx2 1.06x avx512 here and 1.2x on an Intel
+// Xeon; from about 100 pairs on, avx512 is 1.2x avx2). See docs/benchmarks.md.
+constexpr std::int64_t kAvx512MinPairs = 64;
+
+// The table for a caller whose kernel calls span about `pairsPerCall` pairs: the active table, except that AVX2
+// stands in for AVX-512 below kAvx512MinPairs. All tables give the same bits, so this choice is free; an
+// explicit VAEPIPE_SIMD is honoured exactly.
+const KernelTable& kernelsFor(std::int64_t pairsPerCall);
+
 }  // namespace vaepipe

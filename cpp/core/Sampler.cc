@@ -40,15 +40,6 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     m_cutoff2 = m_params.hasCutoff() ? m_params.cutoff * m_params.cutoff
                                      : std::numeric_limits<double>::infinity();
     m_tail = m_params.tailEnergy();
-    // Captured once: the table is chosen at construction, under the GIL, never from worker threads.
-    const KernelTable& table = activeKernels();
-    const int d3 = m_dim == 3 ? 1 : 0;
-    const int column = boundaryIndex(m_params.boundary);
-    m_kernel = table.pairSums[d3][column];
-    m_openKernel = table.pairSums[d3][boundaryIndex(Boundary::Reflect)];
-    m_gather = table.gather;
-    m_pairEnergies = table.pairEnergies[d3][column];
-    m_kernelName = table.name;
 
     // NaN padding keeps the kernel's tail lanes out of the sums (see Kernel.h), with one extra block because
     // pairEnergy reads from offset pointers x + i + 1. In 2D the unused z of real particles is 0.
@@ -62,17 +53,10 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     if (neighborMode == NeighborMode::On && !m_params.hasCutoff()) {
         throw std::invalid_argument("neighbor_list='on' needs a cutoff; without one every pair interacts");
     }
-    if (neighborMode == NeighborMode::Auto && m_params.hasCutoff()) {
-        // A list pays off when it holds clearly fewer particles than all pairs would visit.
-        const double range = m_params.cutoff + m_skin;
-        const double rho = m_n / m_params.volume();
-        const double expected =
-            m_dim == 3 ? rho * 4.0 / 3.0 * kPi * range * range * range : rho * kPi * range * range;
-        m_useList = expected < 0.5 * static_cast<double>(m_n);
-    } else {
-        m_useList = neighborMode == NeighborMode::On;
-    }
-    m_useCache = allowPairCache && !m_useList && m_n <= kMaxCachedParticles;
+    // The cache serves every run without the list, so "auto" keeps it even while the list is chosen: a smaller
+    // step or a larger one can switch between them.
+    m_useCache = allowPairCache && neighborMode != NeighborMode::On && m_n <= kMaxCachedParticles;
+    chooseNeighborList();
     if (m_useCache) {
         m_stride = paddedSize(m_n);
         m_pairCache.assign(m_n * m_stride, 0.0);
@@ -81,7 +65,40 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     if (place) randomize();
 }
 
+double Sampler::expectedNeighbors(double skin) const {
+    const double range = m_params.cutoff + skin;
+    const double rho = m_n / m_params.volume();
+    return m_dim == 3 ? rho * 4.0 / 3.0 * kPi * range * range * range : rho * kPi * range * range;
+}
+
+void Sampler::chooseNeighborList() {
+    const bool before = m_useList;
+    if (m_neighborMode == NeighborMode::Auto && m_params.hasCutoff()) {
+        // A list pays off when it holds clearly fewer particles than all pairs would visit. Decided again when
+        // the automatic skin follows a new step, so a sampler built with the default step on a dense liquid
+        // takes the list once tune_step_size has shrunk the step.
+        m_useList = expectedNeighbors(m_skin) < 0.5 * static_cast<double>(m_n);
+    } else {
+        m_useList = m_neighborMode == NeighborMode::On;
+    }
+    if (m_useList != before) m_list.markDirty();
+
+    // Captured here, never from worker threads (this runs under the GIL). The fastest instruction set depends
+    // on how many pairs a kernel call spans (see kernelsFor); every table gives the same bits.
+    const auto pairsPerCall =
+        m_useList ? std::min<std::int64_t>(m_n, static_cast<std::int64_t>(expectedNeighbors(m_skin))) : m_n;
+    const KernelTable& table = kernelsFor(pairsPerCall);
+    const int d3 = m_dim == 3 ? 1 : 0;
+    const int column = boundaryIndex(m_params.boundary);
+    m_kernel = table.pairSums[d3][column];
+    m_openKernel = table.pairSums[d3][boundaryIndex(Boundary::Reflect)];
+    m_gather = table.gather;
+    m_pairEnergies = table.pairEnergies[d3][column];
+    m_kernelName = table.name;
+}
+
 void Sampler::fillPairCache() {
+    m_cacheValid = true;
     for (std::int64_t i = 0; i < m_n; ++i) {
         const double pos[3] = {m_x[i], m_y[i], m_z[i]};
         pairEnergiesAllPairs(i, pos, m_pairCache.data() + i * m_stride, m_newPair.data());  // oldSum unused
@@ -103,6 +120,7 @@ void Sampler::setStepSize(double stepSize) {
         if (skin != m_skin) {
             m_skin = skin;
             m_list.markDirty();
+            if (m_kernel != nullptr) chooseNeighborList();  // not before the constructor has made its choice
         }
     }
 }
@@ -282,7 +300,7 @@ void Sampler::commitPositions(const std::vector<double>& rowMajor) {
     if (m_useList) syncPacked();
     m_energy = pair + gravityEnergy(m_dim == 3 ? m_z.data() : m_y.data(), m_n, m_params.gamma);
     if (m_useList) m_list.markDirty();
-    if (m_useCache) fillPairCache();
+    if (m_useCache) fillPairCache();  // even while the list runs: cheap next to a placement, and keeps it simple
 }
 
 std::vector<double> Sampler::positions() const {
@@ -529,6 +547,8 @@ void Sampler::run(std::int64_t sweeps) {
     // priced over all pairs and each accepted one forcing a rebuild: plain all pairs is far cheaper then.
     const bool list = m_useList && (m_neighborMode != NeighborMode::Auto || m_stepSize <= 0.25 * m_skin);
     if (m_useList && !list) m_list.markDirty();  // moves made without the list invalidate it
+    if (list && sweeps > 0) m_cacheValid = false;  // ... and moves made with it, the pair cache
+    if (!list && m_useCache && !m_cacheValid) fillPairCache();
     auto dispatch = [&](auto dim, auto boundary) {
         constexpr int D = decltype(dim)::value;
         constexpr Boundary B = decltype(boundary)::value;

@@ -70,7 +70,7 @@ public:
     void setRngState(const Rng::State& state) { m_rng.setState(state); }
 
     bool usesNeighborList() const { return m_useList; }
-    bool usesPairCache() const { return m_useCache; }
+    bool usesPairCache() const { return m_useCache && !m_useList; }
     double neighborSkin() const { return m_skin; }
     bool autoSkin() const { return m_autoSkin; }
     std::uint64_t neighborRebuilds() const { return m_list.rebuilds(); }
@@ -99,6 +99,9 @@ private:
     template <int Dim, Boundary B, bool UseList, bool UseCache>
     void moves(std::int64_t count);
     void fillPairCache();
+    double expectedNeighbors(double skin) const;
+    // Sets m_useList ("auto": whether the list pays at the current skin) and the kernel table that fits it.
+    void chooseNeighborList();
     void rebuildNeighborList();
     void syncPacked();
     void placeOnLattice(std::vector<double>& out);
@@ -123,7 +126,7 @@ private:
     int m_dim;
     double m_cutoff2;
     double m_tail;
-    PairSumsFn m_kernel;
+    PairSumsFn m_kernel = nullptr;
     PairSumsFn m_openKernel;  // the same without the minimum image, for coordinates already unwrapped
     GatherFn m_gather;
     PairEnergiesFn m_pairEnergies;
@@ -142,7 +145,8 @@ private:
     // All-pairs systems small enough keep every pair energy (row-major, rows padded to m_stride, zeros
     // beyond N and on the diagonal). A move then computes only the new pair energies; the old sum is a lane
     // sum of the particle's row, bit-identical to recomputing it, so the trajectory is the same either way.
-    bool m_useCache = false;
+    bool m_useCache = false;    // allowed and allocated
+    bool m_cacheValid = false;  // holds the current configuration's pair energies
     std::int64_t m_stride = 0;
     std::vector<double> m_pairCache;
     std::vector<double> m_newPair;
