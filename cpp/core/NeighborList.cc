@@ -62,17 +62,14 @@ std::vector<double> NeighborList::reference() const {
 // vectorised distance pass to pay for its set-up.
 std::int64_t NeighborList::scanCell(const Cell& c, const double* pos, std::int64_t exclude, std::int32_t* out,
                                     std::int64_t count) const {
-    const auto len = static_cast<std::int64_t>(c.ids.size());
-    const double* __restrict cx = c.x.data();
-    const double* __restrict cy = c.y.data();
-    const double* __restrict cz = c.z.data();  // zeros in 2D, where pos[2] is taken as 0 too
-    const std::int32_t* __restrict ids = c.ids.data();
+    const auto len = static_cast<std::int64_t>(c.size());
+    const Member* __restrict mem = c.data();  // z is 0 in 2D, where pos[2] is taken as 0 too
     const double px = pos[0], py = pos[1], pz = m_dim == 3 ? pos[2] : 0.0;
     const double lx = m_period[0], ly = m_period[1], lz = m_period[2];
     const double range2 = m_range2;
     for (std::int64_t m = 0; m < len; ++m) {
-        const double dx = fold(px - cx[m], lx), dy = fold(py - cy[m], ly), dz = fold(pz - cz[m], lz);
-        const std::int32_t j = ids[m];
+        const double dx = fold(px - mem[m].x, lx), dy = fold(py - mem[m].y, ly), dz = fold(pz - mem[m].z, lz);
+        const std::int32_t j = mem[m].id;
         out[count] = j;
         count += (dx * dx + dy * dy + dz * dz < range2) & (j != exclude);
     }
@@ -114,20 +111,14 @@ std::int64_t NeighborList::query(const double* pos, std::int64_t exclude, std::i
 
 void NeighborList::cellInsert(std::int64_t cell, std::int32_t j) {
     Cell& c = m_cells[cell];
-    const auto at = std::lower_bound(c.ids.begin(), c.ids.end(), j) - c.ids.begin();
-    c.ids.insert(c.ids.begin() + at, j);
-    c.x.insert(c.x.begin() + at, m_ref[0][j]);
-    c.y.insert(c.y.begin() + at, m_ref[1][j]);
-    c.z.insert(c.z.begin() + at, m_ref[2][j]);
+    const auto at = std::lower_bound(c.begin(), c.end(), j, [](const Member& m, std::int32_t id) { return m.id < id; });
+    c.insert(at, Member{m_ref[0][j], m_ref[1][j], m_ref[2][j], j, 0});
 }
 
 void NeighborList::cellErase(std::int64_t cell, std::int32_t j) {
     Cell& c = m_cells[cell];
-    const auto at = std::lower_bound(c.ids.begin(), c.ids.end(), j) - c.ids.begin();
-    c.ids.erase(c.ids.begin() + at);
-    c.x.erase(c.x.begin() + at);
-    c.y.erase(c.y.begin() + at);
-    c.z.erase(c.z.begin() + at);
+    const auto at = std::lower_bound(c.begin(), c.end(), j, [](const Member& m, std::int32_t id) { return m.id < id; });
+    c.erase(at);
 }
 
 void NeighborList::grow(std::int64_t atLeast) {
@@ -236,11 +227,7 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
     for (std::int64_t i = 0; i < n; ++i) {  // ascending i: appending keeps every cell sorted
         const double p[3] = {m_ref[0][i], m_ref[1][i], m_ref[2][i]};
         m_cellOf[i] = cellOf(p);
-        Cell& c = m_cells[m_cellOf[i]];
-        c.ids.push_back(static_cast<std::int32_t>(i));
-        c.x.push_back(p[0]);
-        c.y.push_back(p[1]);
-        c.z.push_back(p[2]);
+        m_cells[m_cellOf[i]].push_back(Member{p[0], p[1], p[2], static_cast<std::int32_t>(i), 0});
     }
 
     // A first capacity from the mean density; rows that need more grow it.
@@ -261,6 +248,7 @@ void NeighborList::build(const double* x, const double* y, const double* z, std:
         m_count[i] = static_cast<std::int32_t>(count);
     }
     m_dirty = false;
+    m_meanRowBytes = static_cast<std::int64_t>(meanCount() * sizeof(std::int32_t)) + 64;
     ++m_rebuilds;
 }
 

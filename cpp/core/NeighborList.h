@@ -36,6 +36,11 @@ public:
     void refresh(std::int64_t i, const double* pos, std::int32_t* found, std::int64_t foundCount);
 
     const std::int32_t* row(std::int64_t i) const { return m_rows.data() + i * m_capacity; }
+    // Asks the cache for the start of row i (as long as a mean row) without reading anything of it.
+    void prefetchRow(std::int64_t i) const {
+        const char* p = reinterpret_cast<const char*>(row(i));
+        for (std::int64_t b = 0; b < m_meanRowBytes; b += 64) __builtin_prefetch(p + b);
+    }
     std::int64_t count(std::int64_t i) const { return m_count[i]; }
     // Longest possible row: gather buffers of this size (padded) hold any row.
     std::int64_t capacity() const { return m_capacity; }
@@ -67,16 +72,20 @@ private:
 
     std::vector<double> m_ref[3];  // reference positions, structure of arrays (z zeros in 2D)
     std::int64_t m_capacity = 0;
+    std::int64_t m_meanRowBytes = 0;
     std::vector<std::int32_t> m_rows;  // row i at [i * m_capacity, i * m_capacity + m_count[i])
     std::vector<std::int32_t> m_count;
 
     // Cells of side >= range / reach: a query visits the (2 reach + 1)^dim cells around its own (the one cell
     // when reach is 0). Each cell keeps its members ascending, with their reference coordinates alongside so that the
     // distance loop of a query runs over contiguous memory.
-    struct Cell {
-        std::vector<std::int32_t> ids;
-        std::vector<double> x, y, z;
+    // One record per member (32 bytes), so a query touches one array per cell rather than four.
+    struct Member {
+        double x, y, z;
+        std::int32_t id;
+        std::int32_t unused;
     };
+    using Cell = std::vector<Member>;
     void cellInsert(std::int64_t cell, std::int32_t j);
     void cellErase(std::int64_t cell, std::int32_t j);
     std::int64_t scanCell(const Cell& c, const double* pos, std::int64_t exclude, std::int32_t* out,

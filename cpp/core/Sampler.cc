@@ -422,6 +422,14 @@ void Sampler::setNeighborReference(const std::vector<double>& rowMajor) {
     buildNeighborList(x.data(), y.data(), z.data());
 }
 
+void Sampler::prefetchNeighbors(std::int64_t i) const {
+    m_list.prefetchRow(i);
+    __builtin_prefetch(m_xyz.data() + 4 * i);
+    __builtin_prefetch(&m_x[i]);
+    __builtin_prefetch(&m_y[i]);
+    __builtin_prefetch(&m_z[i]);
+}
+
 void Sampler::syncPacked() {
     m_xyz.assign(4 * m_n, 0.0);
     const double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
@@ -477,6 +485,15 @@ void Sampler::moves(std::int64_t count) {
                 if (v > L) v = 2.0 * L - v;
             }
             newPos[k] = v;
+        }
+        if constexpr (UseList) {
+            // The next move's particle is one of two, depending on whether this move draws an acceptance number:
+            // fetch both rows and records now, so their cache misses overlap this move's work (at large N the
+            // rows live in DRAM). Copies of the generator: the stream itself is untouched.
+            Rng peek = rng;
+            prefetchNeighbors(static_cast<std::int64_t>(Rng(peek).below(n)));
+            peek.next();
+            prefetchNeighbors(static_cast<std::int64_t>(peek.below(n)));
         }
 
         PairSums sums;

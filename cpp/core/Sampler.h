@@ -104,6 +104,7 @@ private:
     void chooseNeighborList();
     void rebuildNeighborList();
     void syncPacked();
+    void prefetchNeighbors(std::int64_t i) const;
     void placeOnLattice(std::vector<double>& out);
     bool placeRandomly(std::vector<double>& out);
     void commitPositions(const std::vector<double>& rowMajor);
