@@ -94,6 +94,8 @@ public:
     static constexpr double kSkinPerStep = 8.0;
     static constexpr double kMinSkin = 0.3;
     static constexpr double kMaxSkin = 1.5;
+    // "auto" takes the list over the pair cache when it holds fewer than this share of the particles.
+    static constexpr double kListVersusCache = 0.35;
 
 private:
     template <int Dim, Boundary B, bool UseList, bool UseCache>

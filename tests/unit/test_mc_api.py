@@ -398,21 +398,41 @@ def test_automatic_skin_follows_the_step_and_an_explicit_one_stays():
 
 
 def test_auto_takes_the_neighbor_list_on_a_dense_liquid_without_being_told():
-    """The default step (0.2) gives a 1.5 sigma skin, too long a list for N = 500; tuning shrinks step and skin."""
-    s = Sampler(**DENSE, seed=2)
-    assert not s.uses_neighbor_list and s.uses_pair_cache
-    s.tune_step_size(60)
-    assert s.step_size < 0.16 and s.uses_neighbor_list and not s.uses_pair_cache
+    """Built with the default step (0.2, skin 1.5) and tuned: the skin shrinks with the step, the list stays."""
+    n = 1000
+    dense = dict(DENSE, n_particles=n, box_length=(n / 0.776) ** (1 / 3))
+    s = Sampler(**dense, seed=2)
+    assert s.uses_neighbor_list and s.neighbor_skin == 1.5
+    s.tune_step_size(40)
+    assert s.step_size < 0.16 and s.neighbor_skin < 1.3 and s.uses_neighbor_list and not s.uses_pair_cache
     s.run(1)  # builds the list for the final skin (tuning rebuilt it at every step change)
     builds = s.neighbor_rebuilds
-    s.run(20)
+    s.run(10)
     assert s.neighbor_refreshes > 0 and s.neighbor_rebuilds == builds  # refreshed particle by particle
-    assert 100 < s.mean_neighbors < 250
+    assert 150 < s.mean_neighbors < 250
     assert s.energy == pytest.approx(s.recompute_energy(), rel=1e-10)
-    s.step_size = 0.3  # back to all pairs with the pair cache, refilled from the current configuration
+
+
+def test_auto_keeps_the_pair_cache_where_it_is_faster_than_the_list():
+    """N = 500: 210 listed neighbours cost more than the 500 new pair energies of the cache (0.9x measured)."""
+    s = Sampler(**DENSE, seed=2, step_size=0.13)
     assert not s.uses_neighbor_list and s.uses_pair_cache
-    s.run(5)
+    assert Sampler(**DENSE, seed=2, step_size=0.13, pair_cache=False).uses_neighbor_list  # against plain all pairs
+    s.run(3)
+    s.step_size = 0.05  # skin 0.4: about 130 neighbours, and now the list pays
+    assert s.uses_neighbor_list and not s.uses_pair_cache
+    s.run(3)
+    s.step_size = 0.13  # back to the pair cache, refilled from the configuration the list left
+    assert not s.uses_neighbor_list and s.uses_pair_cache
+    s.run(3)
     assert s.energy == pytest.approx(s.recompute_energy(), rel=1e-10)
+    twin = Sampler(**DENSE, seed=2, step_size=0.13, neighbor_list="off")
+    twin.run(3)
+    twin.step_size = 0.05
+    twin.run(3)
+    twin.step_size = 0.13
+    twin.run(3)
+    assert np.array_equal(s.positions, twin.positions)  # same decisions whichever path priced them
 
 
 @pytest.mark.parametrize("system", [
@@ -452,7 +472,7 @@ def test_kernel_choice_per_case_is_bit_identical():
     if simd_level() != "avx512":
         pytest.skip("the per-case choice only differs on an AVX-512 CPU")
     assert Sampler(**SEED_SYSTEM, seed=5).kernel == "avx2"
-    assert Sampler(**DENSE, seed=5, step_size=0.13).kernel == "avx512"
+    assert Sampler(**DENSE, seed=5, step_size=0.13).kernel == "avx512"  # 500 pairs a call (pair cache)
     code = ("from vaepipe.mc import Sampler;"
             "s = Sampler(n_particles=30, box_length=5.0, temperature=1.0, gamma=0.1, seed=5); s.run(2000);"
             "print(s.kernel, s.positions.tobytes().hex(), s.energy.hex())")
