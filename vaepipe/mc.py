@@ -276,8 +276,9 @@ class Sampler:
         """Everything needed to continue this run bit for bit.
 
         positions, the energy bookkeeping (``energy`` total, ``raw_energy`` without the constant tail
-        correction), step_size, the RNG state, the move counters, and the positions at the last neighbour-list
-        build (``neighbor_reference``, None without a current list), from which the same list is rebuilt.
+        correction), step_size, the RNG state, the move counters, and the neighbour list's per-particle
+        reference positions (``neighbor_reference``, None without a current list), from which the same list is
+        rebuilt.
         """
         reference = self._cpp_obj.neighbor_reference
         return {
