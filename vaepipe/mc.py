@@ -85,9 +85,14 @@ class Sampler:
         Starting configuration. By default particles are placed at random with no pair closer than 0.9 sigma,
         or on a simple lattice if random insertion jams; ValueError if N cannot fit.
     neighbor_list : {"auto", "on", "off"}
-        Verlet neighbour list (with a cutoff only). "auto" uses it when it holds under half the particles.
-    neighbor_skin : float
-        Verlet skin, sigma.
+        Verlet neighbour list (with a cutoff only). "auto" uses it when it holds under half the particles, and
+        steps aside (all pairs) while the step is larger than a quarter of the skin.
+    neighbor_skin : float or None
+        Verlet skin, sigma. None (the default) chooses it from the step size: 8 step_size within [0.3, 1.5]
+        sigma (1.04 sigma for a dense liquid's 0.13 sigma step), following the step when it changes (setting
+        step_size, tune_step_size). A float fixes it. A trial move that leaves skin/2 of the particle's reference
+        position is priced through a cell query and, if accepted, refreshes that particle's list entries only,
+        so there are no global rebuilds whatever the skin.
     pair_cache : bool
         Without a neighbour list and for N <= 1024, keep all pair energies so that a move computes only the new
         ones (about twice as fast). The trajectory is bit-identical either way; False saves N^2 doubles.
@@ -95,7 +100,7 @@ class Sampler:
 
     def __init__(self, n_particles, box_length, temperature, gamma=0.0, dim=3, boundary="reflect", cutoff=None,
                  tail_correction=False, seed=0, step_size=0.2, positions=None, neighbor_list="auto",
-                 neighbor_skin=1.5, pair_cache=True):
+                 neighbor_skin=None, pair_cache=True):
         n_particles = _validate.positive_int("n_particles", n_particles)
         if n_particles > _validate.MAX_PARTICLES:
             _validate.fail("n_particles", n_particles, f"at most {_validate.MAX_PARTICLES}")
@@ -108,7 +113,8 @@ class Sampler:
             _validate.fail("neighbor_list", neighbor_list, f"one of {NEIGHBOR_MODES}")
         if neighbor_list == "on" and system["cutoff"] is None:
             _validate.fail("neighbor_list", neighbor_list, "'auto' or 'off' without a cutoff")
-        neighbor_skin = _validate.positive_float("neighbor_skin", neighbor_skin, "sigma")
+        if neighbor_skin is not None:
+            neighbor_skin = _validate.positive_float("neighbor_skin", neighbor_skin, "sigma")
         if not isinstance(pair_cache, (bool, np.bool_)):
             _validate.fail("pair_cache", pair_cache, "True or False")
         if positions is not None:
@@ -119,7 +125,8 @@ class Sampler:
             box_length=system["box_length"], gamma=system["gamma"], dim=system["dim"], boundary=system["boundary"],
             cutoff=math.inf if system["cutoff"] is None else system["cutoff"],
             tail_correction=system["tail_correction"], rng_state=seed_state(seed), step_size=step_size,
-            neighbor_list=neighbor_list, neighbor_skin=neighbor_skin, place=positions is None,
+            neighbor_list=neighbor_list, neighbor_skin=0.0 if neighbor_skin is None else neighbor_skin,
+            place=positions is None,
             pair_cache=bool(pair_cache))
         if positions is not None:
             self._cpp_obj.positions = positions
@@ -269,8 +276,9 @@ class Sampler:
         """Everything needed to continue this run bit for bit.
 
         positions, the energy bookkeeping (``energy`` total, ``raw_energy`` without the constant tail
-        correction), step_size, the RNG state, the move counters, and the positions at the last neighbour-list
-        build (``neighbor_reference``, None without a current list), from which the same list is rebuilt.
+        correction), step_size, the RNG state, the move counters, and the neighbour list's per-particle
+        reference positions (``neighbor_reference``, None without a current list), from which the same list is
+        rebuilt.
         """
         reference = self._cpp_obj.neighbor_reference
         return {
@@ -328,7 +336,13 @@ class Sampler:
     uses_pair_cache = property(lambda self: self._cpp_obj.uses_pair_cache,
                                doc="Whether moves use the cached pair energies.")
     neighbor_rebuilds = property(lambda self: self._cpp_obj.neighbor_rebuilds,
-                                 doc="Verlet list builds so far.")
+                                 doc="Full Verlet list builds so far.")
+    neighbor_refreshes = property(lambda self: self._cpp_obj.neighbor_refreshes,
+                                  doc="Single-particle list refreshes so far (a move accepted beyond skin/2).")
+    neighbor_skin = property(lambda self: self._cpp_obj.neighbor_skin,
+                             doc="Verlet skin in use, sigma (the automatic one follows step_size).")
+    mean_neighbors = property(lambda self: self._cpp_obj.mean_neighbors,
+                              doc="Mean length of the neighbour list now (0 without a current list).")
     kernel = property(lambda self: self._cpp_obj.kernel, doc="Instruction set of this sampler's pair kernel.")
 
     def __repr__(self) -> str:

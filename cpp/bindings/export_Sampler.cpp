@@ -98,7 +98,8 @@ void exportSampler(py::module_& m) {
         .def_property_readonly("uses_pair_cache", &Sampler::usesPairCache)
         .def_property_readonly("neighbor_skin", &Sampler::neighborSkin)
         .def_property_readonly("neighbor_rebuilds", &Sampler::neighborRebuilds)
-        .def_property_readonly("exact_fallbacks", &Sampler::exactFallbacks)
+        .def_property_readonly("far_trials", &Sampler::farTrials)
+        .def_property_readonly("neighbor_refreshes", &Sampler::neighborRefreshes)
         .def_property_readonly("mean_neighbors", &Sampler::meanNeighbors)
         .def_property_readonly("kernel", [](const Sampler& s) { return std::string(s.kernelName()); });
 }

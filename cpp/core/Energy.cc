@@ -65,7 +65,7 @@ void totalEnergies(const SystemParams& params, const double* positions, std::int
     const int dim = params.dim;
     const double L = params.boxLength;
     const double cutoff2 = params.hasCutoff() ? params.cutoff * params.cutoff : std::numeric_limits<double>::infinity();
-    const PairSumsFn kernel = activeKernels().pairSums[dim == 3 ? 1 : 0][boundaryIndex(params.boundary)];
+    const PairSumsFn kernel = kernelsFor(n).pairSums[dim == 3 ? 1 : 0][boundaryIndex(params.boundary)];
     const double tail = params.tailEnergy();
     // NaN padding beyond n keeps the kernel's tail lanes out of the sums (see Kernel.h).
     const double nan = std::numeric_limits<double>::quiet_NaN();

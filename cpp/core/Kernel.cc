@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -33,12 +34,14 @@ const KernelTable& table(int level) {
 }
 
 std::atomic<const KernelTable*> g_active{nullptr};
+std::atomic<bool> g_forced{false};  // VAEPIPE_SIMD named the level
 
 }  // namespace
 
 const KernelTable& selectKernels() {
     const int have = cpuLevel();
     int want = have;
+    bool forced = false;
     if (const char* env = std::getenv("VAEPIPE_SIMD"); env != nullptr && *env != '\0') {
         const std::string s(env);
         if (s == "sse2") {
@@ -54,7 +57,9 @@ const KernelTable& selectKernels() {
         if (want > have) {
             throw std::invalid_argument("VAEPIPE_SIMD='" + s + "' asks for instructions this CPU lacks");
         }
+        forced = true;
     }
+    g_forced.store(forced, std::memory_order_relaxed);
     const KernelTable& chosen = table(want);
     g_active.store(&chosen, std::memory_order_release);
     return chosen;
@@ -63,6 +68,16 @@ const KernelTable& selectKernels() {
 const KernelTable& activeKernels() {
     const KernelTable* t = g_active.load(std::memory_order_acquire);
     return t != nullptr ? *t : selectKernels();
+}
+
+const KernelTable& kernelsFor(std::int64_t pairsPerCall) {
+    const KernelTable& active = activeKernels();
+    // By name, not by table(2): building a level's table runs its code, which an older CPU cannot.
+    if (std::strcmp(active.name, "avx512") == 0 && !g_forced.load(std::memory_order_relaxed) &&
+        pairsPerCall < kAvx512MinPairs) {
+        return table(1);  // every AVX-512 CPU has AVX2
+    }
+    return active;
 }
 
 }  // namespace vaepipe

@@ -55,9 +55,12 @@ using PairSumsFn = PairSums (*)(const KernelArgs&);
 // PairSumsFn computes it, and oldSum as the lane sum of the cached oldRow[0, paddedSize(count)) (zero-padded).
 using PairEnergiesFn = PairSums (*)(const KernelArgs&, double* out, const double* oldRow);
 
-// dst[m] = src[idx[m]] for m < count; with `nearest`, moved to the periodic image nearest to `center`.
-using GatherFn = void (*)(const double* src, const std::int32_t* idx, std::int64_t count, double* dst,
-                          bool nearest, double center, double boxLength);
+// For m < count and each axis k < 3: dst[k][m] = xyz[4 idx[m] + k], moved to the periodic image nearest to
+// center[k] when it is more than half[k] away (v - L or v + L exactly); half[k] = +inf leaves axis k as it is.
+// xyz holds one particle per 32 bytes (x, y, z, unused), so a neighbour costs one cache line, not three;
+// packed is scratch for 4 count doubles.
+using GatherFn = void (*)(const double* xyz, const std::int32_t* idx, std::int64_t count, double* const* dst,
+                          const double* center, const double* half, double boxLength, double* packed);
 
 // Variant index: [dim == 3][boundaryIndex(boundary)]; the reflect variant has no minimum image at all.
 struct KernelTable {
@@ -83,5 +86,15 @@ const KernelTable& activeKernels();
 
 // Reselects from the current environment; used by tests that change VAEPIPE_SIMD.
 const KernelTable& selectKernels();
+
+// Kernel calls over fewer pairs than this run faster with the AVX2 kernels than with the AVX-512 ones: a zmm
+// block of 8 lanes does not amortise its longer latency (N = 30: avx2 1.06x avx512 here and 1.2x on an Intel
+// Xeon; from about 100 pairs on, avx512 is 1.2x avx2). See docs/benchmarks.md.
+constexpr std::int64_t kAvx512MinPairs = 64;
+
+// The table for a caller whose kernel calls span about `pairsPerCall` pairs: the active table, except that AVX2
+// stands in for AVX-512 below kAvx512MinPairs. All tables give the same bits, so this choice is free; an
+// explicit VAEPIPE_SIMD is honoured exactly.
+const KernelTable& kernelsFor(std::int64_t pairsPerCall);
 
 }  // namespace vaepipe

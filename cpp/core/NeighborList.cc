@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -11,188 +12,243 @@ namespace vaepipe {
 
 namespace {
 
-inline double minimumImage(double d, double boxLength, bool periodic) {
-    if (periodic) {
-        if (d > 0.5 * boxLength) d -= boxLength;
-        if (d < -0.5 * boxLength) d += boxLength;
-    }
-    return d;
+// min(|d|, period - |d|): the minimum-image separation along one axis (period +inf on axes that do not wrap).
+// Symmetric in the two particles to the last bit, so the pair set does not depend on which one asks.
+inline double fold(double d, double period) {
+    const double a = __builtin_fabs(d);
+    const double b = period - a;
+    return a < b ? a : b;
 }
 
 }  // namespace
 
-double NeighborList::displacement2(std::int64_t i, const double* pos, int dim, double boxLength,
-                                   Boundary boundary) const {
+std::int64_t NeighborList::cellOf(const double* pos) const {
+    const std::int64_t nc = m_cellsPerSide;
+    std::int64_t c = 0;
+    for (int k = m_dim - 1; k >= 0; --k) {
+        // Clamped as a double before the cast: an out-of-range value must not reach the (undefined) conversion.
+        const double v = std::clamp(std::floor(pos[k] * nc / m_boxLength), 0.0, static_cast<double>(nc - 1));
+        c = c * nc + static_cast<std::int64_t>(v);
+    }
+    return c;
+}
+
+double NeighborList::displacement2(std::int64_t i, const double* pos) const {
     double d2 = 0.0;
-    for (int k = 0; k < dim; ++k) {
-        const double d = minimumImage(pos[k] - m_ref[i * dim + k], boxLength, periodicAxis(boundary, k, dim));
+    for (int k = 0; k < m_dim; ++k) {
+        const double d = fold(pos[k] - m_ref[k][i], m_period[k]);
         d2 += d * d;
     }
     return d2;
 }
 
-namespace {
+double NeighborList::meanCount() const {
+    if (m_n == 0 || m_dirty) return 0.0;
+    std::int64_t total = 0;
+    for (std::int64_t i = 0; i < m_n; ++i) total += m_count[i];
+    return static_cast<double>(total) / static_cast<double>(m_n);
+}
 
-// Appends to out[count...] the ids of entries [begin, end) of the cell-sorted coordinates closer than
-// sqrt(range2) to p, except `self`; returns the new count. `out` must have room for end - begin more entries.
-// Distances go to a scratch buffer first so that loop vectorises; the compaction is branch-free.
-std::int64_t appendClose(const double* const* sorted, const std::int32_t* ids, std::int64_t begin,
-                         std::int64_t end, const double* p, int dim, double boxLength, Boundary boundary,
-                         double range2, std::int32_t self, double* __restrict dist, std::int32_t* __restrict out,
-                         std::int64_t count) {
-    // `boundary` here asks for the minimum image per pair (on the periodic axes); the cell scan instead shifts p
-    // to the image that matches each wrapped run of cells and passes Reflect, which saves the wrap arithmetic.
-    const std::int64_t len = end - begin;
-    const double* __restrict cx = sorted[0] + begin;
-    const double* __restrict cy = sorted[1] + begin;
-    const double* __restrict cz = sorted[2] + begin;  // zeros in 2D, where p[2] is 0 too
-    const double px = p[0], py = p[1], pz = p[2];
-    if (boundary == Boundary::Reflect) {
-#pragma omp simd
-        for (std::int64_t m = 0; m < len; ++m) {
-            const double dx = px - cx[m], dy = py - cy[m], dz = pz - cz[m];
-            dist[m] = dx * dx + dy * dy + dz * dz;
-        }
-    } else {
-        // Minimum image as min(|d|, period - |d|), with an infinite period on the axes that do not wrap.
-        const double inf = std::numeric_limits<double>::infinity();
-        const double lx = periodicAxis(boundary, 0, dim) ? boxLength : inf;
-        const double ly = periodicAxis(boundary, 1, dim) ? boxLength : inf;
-        const double lz = periodicAxis(boundary, 2, dim) ? boxLength : inf;
-#pragma omp simd
-        for (std::int64_t m = 0; m < len; ++m) {
-            double dx = __builtin_fabs(px - cx[m]), dy = __builtin_fabs(py - cy[m]), dz = __builtin_fabs(pz - cz[m]);
-            dx = dx < lx - dx ? dx : lx - dx;
-            dy = dy < ly - dy ? dy : ly - dy;
-            dz = dz < lz - dz ? dz : lz - dz;
-            dist[m] = dx * dx + dy * dy + dz * dz;
-        }
+std::vector<double> NeighborList::reference() const {
+    std::vector<double> out(m_n * m_dim);
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        for (int k = 0; k < m_dim; ++k) out[i * m_dim + k] = m_ref[k][i];
     }
+    return out;
+}
+
+// Appends to out[count...] the members of c closer than the range to pos, except `exclude`; returns the new
+// count. One fused loop with a branch-free append: cells hold a handful of particles, too few for a separate
+// vectorised distance pass to pay for its set-up.
+std::int64_t NeighborList::scanCell(const Cell& c, const double* pos, std::int64_t exclude, std::int32_t* out,
+                                    std::int64_t count) const {
+    const auto len = static_cast<std::int64_t>(c.size());
+    const Member* __restrict mem = c.data();  // z is 0 in 2D, where pos[2] is taken as 0 too
+    const double px = pos[0], py = pos[1], pz = m_dim == 3 ? pos[2] : 0.0;
+    const double lx = m_period[0], ly = m_period[1], lz = m_period[2];
+    const double range2 = m_range2;
     for (std::int64_t m = 0; m < len; ++m) {
-        const std::int32_t j = ids[begin + m];
+        const double dx = fold(px - mem[m].x, lx), dy = fold(py - mem[m].y, ly), dz = fold(pz - mem[m].z, lz);
+        const std::int32_t j = mem[m].id;
         out[count] = j;
-        count += (dist[m] < range2) & (j != self);
+        count += (dx * dx + dy * dy + dz * dz < range2) & (j != exclude);
     }
     return count;
 }
 
-}  // namespace
+std::int64_t NeighborList::query(const double* pos, std::int64_t exclude, std::int32_t* out) const {
+    const std::int64_t nc = m_cellsPerSide;
+    if (m_reach == 0) return scanCell(m_cells[0], pos, exclude, out, 0);  // one cell: all particles, ascending
+    // The cell coordinates to visit along each axis, wrapped on periodic axes, left out beyond a wall.
+    std::int64_t cells[3][5];
+    int numCells[3] = {1, 1, 1};
+    const int r = m_reach;
+    for (int k = 0; k < m_dim; ++k) {
+        const auto home = static_cast<std::int64_t>(
+            std::clamp(std::floor(pos[k] * nc / m_boxLength), 0.0, static_cast<double>(nc - 1)));
+        numCells[k] = 0;
+        for (int d = -r; d <= r; ++d) {
+            std::int64_t v = home + d;
+            if (v < 0 || v >= nc) {
+                if (!periodicAxis(m_boundary, k, m_dim)) continue;
+                v = v < 0 ? v + nc : v - nc;
+            }
+            cells[k][numCells[k]++] = v;
+        }
+    }
+    if (m_dim == 2) cells[2][0] = 0;
+    std::int64_t count = 0;
+    for (int c = 0; c < numCells[2]; ++c) {
+        for (int b = 0; b < numCells[1]; ++b) {
+            const std::int64_t rowBase = (cells[2][c] * nc + cells[1][b]) * nc;
+            for (int a = 0; a < numCells[0]; ++a) {
+                count = scanCell(m_cells[rowBase + cells[0][a]], pos, exclude, out, count);
+            }
+        }
+    }
+    return count;
+}
+
+void NeighborList::cellInsert(std::int64_t cell, std::int32_t j) {
+    Cell& c = m_cells[cell];
+    const auto at = std::lower_bound(c.begin(), c.end(), j, [](const Member& m, std::int32_t id) { return m.id < id; });
+    c.insert(at, Member{m_ref[0][j], m_ref[1][j], m_ref[2][j], j, 0});
+}
+
+void NeighborList::cellErase(std::int64_t cell, std::int32_t j) {
+    Cell& c = m_cells[cell];
+    const auto at = std::lower_bound(c.begin(), c.end(), j, [](const Member& m, std::int32_t id) { return m.id < id; });
+    c.erase(at);
+}
+
+void NeighborList::grow(std::int64_t atLeast) {
+    const std::int64_t capacity = std::max<std::int64_t>(atLeast, m_capacity + m_capacity / 2) + kLanes;
+    std::vector<std::int32_t> rows(m_n * capacity);
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        std::copy_n(m_rows.data() + i * m_capacity, m_count[i], rows.data() + i * capacity);
+    }
+    m_rows.swap(rows);
+    m_capacity = capacity;
+}
+
+void NeighborList::insert(std::int64_t row, std::int32_t j) {
+    if (m_count[row] == m_capacity) grow(m_capacity + 1);
+    std::int32_t* begin = m_rows.data() + row * m_capacity;
+    std::int32_t* end = begin + m_count[row];
+    std::int32_t* at = std::lower_bound(begin, end, j);
+    std::memmove(at + 1, at, static_cast<std::size_t>(end - at) * sizeof(std::int32_t));
+    *at = j;
+    ++m_count[row];
+}
+
+void NeighborList::erase(std::int64_t row, std::int32_t j) {
+    std::int32_t* begin = m_rows.data() + row * m_capacity;
+    std::int32_t* end = begin + m_count[row];
+    std::int32_t* at = std::lower_bound(begin, end, j);
+    if (at == end || *at != j) return;  // unreachable while the rows are symmetric
+    std::memmove(at, at + 1, static_cast<std::size_t>(end - at - 1) * sizeof(std::int32_t));
+    --m_count[row];
+}
+
+void NeighborList::refresh(std::int64_t i, const double* pos, std::int32_t* found, std::int64_t foundCount) {
+    const auto self = static_cast<std::int32_t>(i);
+    std::sort(found, found + foundCount);
+    const std::int32_t* newRow = found;
+    // Both rows are sorted: walk them together and touch only the rows of particles that leave or join (a few
+    // out of the ~100-200 neighbours), not every neighbour's row.
+    {
+        const std::int32_t* old = row(i);
+        const std::int64_t oldCount = m_count[i];
+        const std::int64_t newCount = foundCount;
+        std::int64_t a = 0, b = 0;
+        while (a < oldCount || b < newCount) {
+            const std::int32_t u = a < oldCount ? old[a] : INT32_MAX;
+            const std::int32_t v = b < newCount ? newRow[b] : INT32_MAX;
+            if (u == v) {
+                ++a;
+                ++b;
+            } else if (u < v) {
+                erase(u, self);
+                ++a;
+            } else {
+                insert(v, self);  // may grow (re-lay) the rows: `old` is re-read below
+                ++b;
+                old = row(i);
+            }
+        }
+    }
+    cellErase(m_cellOf[i], self);
+    for (int k = 0; k < m_dim; ++k) m_ref[k][i] = pos[k];
+    m_cellOf[i] = cellOf(pos);
+    cellInsert(m_cellOf[i], self);
+    const std::int64_t count = foundCount;
+    if (count > m_capacity) grow(count);
+    std::copy_n(newRow, count, m_rows.data() + i * m_capacity);
+    m_count[i] = static_cast<std::int32_t>(count);
+    ++m_refreshes;
+}
 
 void NeighborList::build(const double* x, const double* y, const double* z, std::int64_t n, int dim,
                          double boxLength, Boundary boundary, double range) {
     if (n > INT32_MAX) throw std::invalid_argument("too many particles for the neighbour list");
+    m_n = n;
+    m_dim = dim;
+    m_boxLength = boxLength;
+    m_boundary = boundary;
+    m_range2 = range * range;
+    for (int k = 0; k < 3; ++k) {
+        m_period[k] = periodicAxis(boundary, k, dim) ? boxLength : std::numeric_limits<double>::infinity();
+    }
     const double* coord[3] = {x, y, z};
-    const double range2 = range * range;
-    m_start.assign(n + 1, 0);
-    m_indices.clear();
-    m_ref.resize(n * dim);
-    for (std::int64_t i = 0; i < n; ++i) {
-        for (int k = 0; k < dim; ++k) m_ref[i * dim + k] = coord[k][i];
+    for (int k = 0; k < 3; ++k) {
+        m_ref[k].assign(n, 0.0);
+        if (k < dim) std::copy_n(coord[k], n, m_ref[k].data());
     }
 
-    // Sort particles by cell (counting sort, stable, so the list order is reproducible). Cells of side >=
-    // range / 2, scanning two cells each way, visit (5/6)^3 of the candidates that cells of side >= range and
-    // one cell each way would. The 5 cells per axis must be distinct (nc >= 5; a box too small for that also
-    // has too few cells for reach 1 to pay), otherwise everything is one cell and the scan is over all pairs.
-    int reach = 0;
-    std::int64_t nc = 1;
-    if (const auto perSide = static_cast<std::int64_t>(std::floor(2.0 * boxLength / range)); perSide >= 5) {
-        reach = 2;
-        nc = perSide;
+    // Cells of side >= range / 2, scanning two cells each way, visit (5/6)^3 of the candidates that cells of side
+    // >= range and one cell each way would (and a third of them where the latter get only 3-4 cells per side).
+    // The 2 reach + 1 cells per axis must be distinct, otherwise one cell holds all.
+    const auto perSide = static_cast<std::int64_t>(std::floor(boxLength / range));
+    const auto perSideHalf = static_cast<std::int64_t>(std::floor(2.0 * boxLength / range));
+    if (perSideHalf >= 5) {
+        m_reach = 2;
+        m_cellsPerSide = perSideHalf;
+    } else if (perSide >= 3) {
+        m_reach = 1;
+        m_cellsPerSide = perSide;
+    } else {
+        m_reach = 0;
+        m_cellsPerSide = 1;
     }
-    const std::int64_t numCells = dim == 3 ? nc * nc * nc : nc * nc;
-    std::vector<std::int64_t> cellOf(n);
-    std::vector<std::int64_t> cellStart(numCells + 1, 0);
-    // Clamped as a double before the cast: an out-of-range value must not reach the (undefined) conversion.
-    auto cellIndex = [&](double v) {
-        return static_cast<std::int64_t>(std::clamp(std::floor(v * nc / boxLength), 0.0, static_cast<double>(nc - 1)));
-    };
-    for (std::int64_t i = 0; i < n; ++i) {
-        std::int64_t c = 0;
-        for (int k = dim - 1; k >= 0; --k) c = c * nc + cellIndex(coord[k][i]);
-        cellOf[i] = c;
-        ++cellStart[c + 1];
+    const std::int64_t numCells = dim == 3 ? m_cellsPerSide * m_cellsPerSide * m_cellsPerSide
+                                           : m_cellsPerSide * m_cellsPerSide;
+    m_cells.assign(numCells, Cell{});
+    m_cellOf.resize(n);
+    for (std::int64_t i = 0; i < n; ++i) {  // ascending i: appending keeps every cell sorted
+        const double p[3] = {m_ref[0][i], m_ref[1][i], m_ref[2][i]};
+        m_cellOf[i] = cellOf(p);
+        m_cells[m_cellOf[i]].push_back(Member{p[0], p[1], p[2], static_cast<std::int32_t>(i), 0});
     }
-    for (std::int64_t c = 0; c < numCells; ++c) cellStart[c + 1] += cellStart[c];
-    std::vector<std::int32_t> ids(n);
-    // zs stays zero in 2D so the distance loop needs no dimension branch on memory.
-    std::vector<double> xs(n), ys(n), zs(n, 0.0);
-    {
-        std::vector<std::int64_t> fill(cellStart.begin(), cellStart.end() - 1);
-        for (std::int64_t i = 0; i < n; ++i) {
-            const std::int64_t slot = fill[cellOf[i]]++;
-            ids[slot] = static_cast<std::int32_t>(i);
-            xs[slot] = x[i];
-            ys[slot] = y[i];
-            if (dim == 3) zs[slot] = z[i];
-        }
-    }
-    const double* sorted[3] = {xs.data(), ys.data(), zs.data()};
-    std::vector<double> dist(n);
-    // Room for every candidate of one particle beyond what is stored; grown when a particle needs more.
-    if (m_indices.size() < static_cast<std::size_t>(n)) m_indices.resize(n);
-    std::int64_t stored = 0;
 
-    const int zReach = dim == 3 ? reach : 0;
+    // A first capacity from the mean density; rows that need more grow it.
+    const double volume = dim == 3 ? boxLength * boxLength * boxLength : boxLength * boxLength;
+    const double sphere = dim == 3 ? 4.0 / 3.0 * 3.14159265358979 * range * range * range
+                                   : 3.14159265358979 * range * range;
+    const auto expected = static_cast<std::int64_t>(std::min(static_cast<double>(n), 1.5 * n / volume * sphere));
+    m_capacity = paddedSize(std::max<std::int64_t>(expected, 1)) + kLanes;
+    m_rows.assign(n * m_capacity, 0);
+    m_count.assign(n, 0);
+    std::vector<std::int32_t> found(n);
     for (std::int64_t i = 0; i < n; ++i) {
-        const double p[3] = {x[i], y[i], dim == 3 ? z[i] : 0.0};
-        std::int64_t ci[3] = {0, 0, 0};
-        std::int64_t c = cellOf[i];
-        for (int k = 0; k < dim; ++k) {
-            ci[k] = c % nc;
-            c /= nc;
-        }
-        if (static_cast<std::int64_t>(m_indices.size()) < stored + n) m_indices.resize(2 * (stored + n));
-        for (int dz = -zReach; dz <= zReach; ++dz) {
-            for (int dy = -reach; dy <= reach; ++dy) {
-                // Query point shifted to the periodic image that the neighbour cells across a wall see.
-                double q[3] = {p[0], p[1], p[2]};
-                std::int64_t cy = ci[1] + dy;
-                std::int64_t cz = ci[2] + dz;
-                if (cy < 0 || cy >= nc) {
-                    if (!periodicAxis(boundary, 1, dim)) continue;
-                    q[1] += cy < 0 ? boxLength : -boxLength;
-                    cy = (cy + nc) % nc;
-                }
-                if (cz < 0 || cz >= nc) {
-                    if (!periodicAxis(boundary, 2, dim)) continue;
-                    q[2] += cz < 0 ? boxLength : -boxLength;
-                    cz = (cz + nc) % nc;
-                }
-                // The x-neighbours of a cell are consecutive cells, hence one contiguous run of the sorted
-                // arrays, split in two where the periodic box wraps.
-                const std::int64_t row = (dim == 3 ? cz * nc + cy : cy) * nc;
-                const std::int64_t lo = ci[0] - reach;
-                const std::int64_t hi = ci[0] + reach;
-                std::int64_t first[2] = {std::max<std::int64_t>(lo, 0), 0};
-                std::int64_t last[2] = {std::min<std::int64_t>(hi, nc - 1), -1};
-                double qx[2] = {q[0], q[0]};
-                const bool periodicX = periodicAxis(boundary, 0, dim);
-                if (periodicX && lo < 0) {
-                    first[1] = lo + nc;
-                    last[1] = nc - 1;
-                    qx[1] = q[0] + boxLength;
-                } else if (periodicX && hi >= nc) {
-                    first[1] = 0;
-                    last[1] = hi - nc;
-                    qx[1] = q[0] - boxLength;
-                }
-                for (int r = 0; r < 2; ++r) {
-                    if (last[r] < first[r]) continue;
-                    const double qr[3] = {qx[r], q[1], q[2]};
-                    // With one cell (reach 0) there is no shift to apply: the pairs need the minimum image.
-                    stored = appendClose(sorted, ids.data(), cellStart[row + first[r]], cellStart[row + last[r] + 1],
-                                         qr, dim, boxLength, reach == 0 ? boundary : Boundary::Reflect, range2,
-                                         static_cast<std::int32_t>(i), dist.data(), m_indices.data(), stored);
-                }
-            }
-        }
-        m_start[i + 1] = stored;
+        const double p[3] = {m_ref[0][i], m_ref[1][i], m_ref[2][i]};
+        const std::int64_t count = query(p, i, found.data());
+        std::sort(found.begin(), found.begin() + count);
+        if (count > m_capacity) grow(count);
+        std::copy_n(found.data(), count, m_rows.data() + i * m_capacity);
+        m_count[i] = static_cast<std::int32_t>(count);
     }
-    m_indices.resize(stored);
-    m_maxCount = 0;
-    for (std::int64_t i = 0; i < n; ++i) m_maxCount = std::max(m_maxCount, m_start[i + 1] - m_start[i]);
     m_dirty = false;
+    m_meanRowBytes = static_cast<std::int64_t>(meanCount() * sizeof(std::int32_t)) + 64;
     ++m_rebuilds;
 }
 

@@ -27,27 +27,19 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
       m_stepSize(0.0),
       m_n(params.nParticles),
       m_dim(params.dim),
+      m_autoSkin(neighborSkin == 0.0),
       m_skin(neighborSkin),
       m_neighborMode(neighborMode) {
     m_params.validate();
-    setStepSize(stepSize);
-    if (!(neighborSkin > 0.0) || !std::isfinite(neighborSkin)) {
+    if (!(neighborSkin >= 0.0) || !std::isfinite(neighborSkin)) {
         std::ostringstream msg;
-        msg << "neighbor_skin must be a positive finite length (sigma), got " << neighborSkin;
+        msg << "neighbor_skin must be a positive finite length (sigma), or 0 for automatic, got " << neighborSkin;
         throw std::invalid_argument(msg.str());
     }
+    setStepSize(stepSize);  // also picks the automatic skin
     m_cutoff2 = m_params.hasCutoff() ? m_params.cutoff * m_params.cutoff
                                      : std::numeric_limits<double>::infinity();
     m_tail = m_params.tailEnergy();
-    // Captured once: the table is chosen at construction, under the GIL, never from worker threads.
-    const KernelTable& table = activeKernels();
-    const int d3 = m_dim == 3 ? 1 : 0;
-    const int column = boundaryIndex(m_params.boundary);
-    m_kernel = table.pairSums[d3][column];
-    m_openKernel = table.pairSums[d3][boundaryIndex(Boundary::Reflect)];
-    m_gather = table.gather;
-    m_pairEnergies = table.pairEnergies[d3][column];
-    m_kernelName = table.name;
 
     // NaN padding keeps the kernel's tail lanes out of the sums (see Kernel.h), with one extra block because
     // pairEnergy reads from offset pointers x + i + 1. In 2D the unused z of real particles is 0.
@@ -61,17 +53,10 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     if (neighborMode == NeighborMode::On && !m_params.hasCutoff()) {
         throw std::invalid_argument("neighbor_list='on' needs a cutoff; without one every pair interacts");
     }
-    if (neighborMode == NeighborMode::Auto && m_params.hasCutoff()) {
-        // A list pays off when it holds clearly fewer particles than all pairs would visit.
-        const double range = m_params.cutoff + m_skin;
-        const double rho = m_n / m_params.volume();
-        const double expected =
-            m_dim == 3 ? rho * 4.0 / 3.0 * kPi * range * range * range : rho * kPi * range * range;
-        m_useList = expected < 0.5 * static_cast<double>(m_n);
-    } else {
-        m_useList = neighborMode == NeighborMode::On;
-    }
-    m_useCache = allowPairCache && !m_useList && m_n <= kMaxCachedParticles;
+    // The cache serves every run without the list, so "auto" keeps it even while the list is chosen: a smaller
+    // step or a larger one can switch between them.
+    m_useCache = allowPairCache && neighborMode != NeighborMode::On && m_n <= kMaxCachedParticles;
+    chooseNeighborList();
     if (m_useCache) {
         m_stride = paddedSize(m_n);
         m_pairCache.assign(m_n * m_stride, 0.0);
@@ -80,7 +65,43 @@ Sampler::Sampler(const SystemParams& params, const Rng::State& rngState, double 
     if (place) randomize();
 }
 
+double Sampler::expectedNeighbors(double skin) const {
+    const double range = m_params.cutoff + skin;
+    const double rho = m_n / m_params.volume();
+    return m_dim == 3 ? rho * 4.0 / 3.0 * kPi * range * range * range : rho * kPi * range * range;
+}
+
+void Sampler::chooseNeighborList() {
+    const bool before = m_useList;
+    if (m_neighborMode == NeighborMode::Auto && m_params.hasCutoff()) {
+        // A list pays off when it holds clearly fewer particles than all pairs would visit: under half of them
+        // against plain all pairs, and under kListVersusCache of them against the pair cache, which computes
+        // only the new pair energies (measured: at N = 500, 210 listed neighbours ran at 0.9x the cache).
+        // Decided again when the automatic skin follows a new step, so a sampler built with the default step
+        // on a dense liquid takes the list once tune_step_size has shrunk the step.
+        const double share = m_useCache ? kListVersusCache : 0.5;
+        m_useList = expectedNeighbors(m_skin) < share * static_cast<double>(m_n);
+    } else {
+        m_useList = m_neighborMode == NeighborMode::On;
+    }
+    if (m_useList != before) m_list.markDirty();
+
+    // Captured here, never from worker threads (this runs under the GIL). The fastest instruction set depends
+    // on how many pairs a kernel call spans (see kernelsFor); every table gives the same bits.
+    const auto pairsPerCall =
+        m_useList ? std::min<std::int64_t>(m_n, static_cast<std::int64_t>(expectedNeighbors(m_skin))) : m_n;
+    const KernelTable& table = kernelsFor(pairsPerCall);
+    const int d3 = m_dim == 3 ? 1 : 0;
+    const int column = boundaryIndex(m_params.boundary);
+    m_kernel = table.pairSums[d3][column];
+    m_openKernel = table.pairSums[d3][boundaryIndex(Boundary::Reflect)];
+    m_gather = table.gather;
+    m_pairEnergies = table.pairEnergies[d3][column];
+    m_kernelName = table.name;
+}
+
 void Sampler::fillPairCache() {
+    m_cacheValid = true;
     for (std::int64_t i = 0; i < m_n; ++i) {
         const double pos[3] = {m_x[i], m_y[i], m_z[i]};
         pairEnergiesAllPairs(i, pos, m_pairCache.data() + i * m_stride, m_newPair.data());  // oldSum unused
@@ -95,7 +116,19 @@ void Sampler::setStepSize(double stepSize) {
         throw std::invalid_argument(msg.str());
     }
     m_stepSize = stepSize;
+    // The skin follows the step: a particle leaves its skin/2 sphere after a few accepted moves whatever the
+    // step, so the list's refresh rate stays about the same while its length follows the step.
+    if (m_autoSkin) {
+        const double skin = autoSkin(stepSize);
+        if (skin != m_skin) {
+            m_skin = skin;
+            m_list.markDirty();
+            if (m_kernel != nullptr) chooseNeighborList();  // not before the constructor has made its choice
+        }
+    }
 }
+
+double Sampler::autoSkin(double stepSize) { return std::clamp(kSkinPerStep * stepSize, kMinSkin, kMaxSkin); }
 
 double Sampler::separation2(const double* a, const double* b) const {
     const double L = m_params.boxLength;
@@ -267,9 +300,10 @@ void Sampler::commitPositions(const std::vector<double>& rowMajor) {
     m_x.swap(x);
     m_y.swap(y);
     m_z.swap(z);
+    if (m_useList) syncPacked();
     m_energy = pair + gravityEnergy(m_dim == 3 ? m_z.data() : m_y.data(), m_n, m_params.gamma);
     if (m_useList) m_list.markDirty();
-    if (m_useCache) fillPairCache();
+    if (m_useCache) fillPairCache();  // even while the list runs: cheap next to a placement, and keeps it simple
 }
 
 std::vector<double> Sampler::positions() const {
@@ -322,10 +356,19 @@ double Sampler::recomputeEnergy() const {
 }
 
 PairSums Sampler::pairSumsNeighbors(std::int64_t i, const double* oldPos, const double* newPos) {
-    const std::int64_t b = m_list.begin(i);
-    const std::int64_t count = m_list.end(i) - b;
-    const std::int32_t* idx = m_list.indices() + b;
+    return pairSumsIndexed(m_list.row(i), m_list.count(i), oldPos, newPos);
+}
+
+PairSums Sampler::pairSumsIndexed(const std::int32_t* idx, std::int64_t count, const double* oldPos,
+                                  const double* newPos) {
     const double L = m_params.boxLength;
+    if (static_cast<std::int64_t>(m_gx.size()) < paddedSize(count)) {
+        const std::int64_t cap = paddedSize(std::max(count, m_list.capacity()));
+        m_gx.assign(cap, 0.0);
+        m_gy.assign(cap, 0.0);
+        m_gz.assign(cap, 0.0);
+        m_packed.assign(4 * cap, 0.0);
+    }
     // Periodic: gather the neighbours as their images nearest the old position, and put the trial position
     // next to the old one, so the kernel needs no minimum image (about half its work). A pair inside the cutoff
     // at the trial position has every coordinate difference below cutoff + step <= L/2 at the old position, so
@@ -333,16 +376,18 @@ PairSums Sampler::pairSumsNeighbors(std::int64_t i, const double* oldPos, const 
     // is used. With a larger step the periodic kernel takes the minimum image pair by pair.
     const Boundary boundary = m_params.boundary;
     const bool unwrap = boundary != Boundary::Reflect && m_params.cutoff + m_stepSize <= 0.5 * L;
-    const double* src[3] = {m_x.data(), m_y.data(), m_z.data()};
     double* dst[3] = {m_gx.data(), m_gy.data(), m_gz.data()};
+    const double inf = std::numeric_limits<double>::infinity();
+    double half[3] = {inf, inf, inf};
     KernelArgs a{};
     for (int k = 0; k < m_dim; ++k) {
         const bool near = unwrap && periodicAxis(boundary, k, m_dim);
-        m_gather(src[k], idx, count, dst[k], near, oldPos[k], L);
+        if (near) half[k] = 0.5 * L;
         a.oldPos[k] = oldPos[k];
         const double d = newPos[k] - oldPos[k];
         a.newPos[k] = !near ? newPos[k] : d > 0.5 * L ? newPos[k] - L : d < -0.5 * L ? newPos[k] + L : newPos[k];
     }
+    m_gather(m_xyz.data(), idx, count, dst, oldPos, half, L, m_packed.data());
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (std::int64_t m = count; m < paddedSize(count); ++m) m_gx[m] = nan;
     a.x = m_gx.data();
@@ -380,15 +425,34 @@ void Sampler::setNeighborReference(const std::vector<double>& rowMajor) {
     buildNeighborList(x.data(), y.data(), z.data());
 }
 
+void Sampler::prefetchNeighbors(std::int64_t i) const {
+    m_list.prefetchRow(i);
+    __builtin_prefetch(m_xyz.data() + 4 * i);
+    __builtin_prefetch(&m_x[i]);
+    __builtin_prefetch(&m_y[i]);
+    __builtin_prefetch(&m_z[i]);
+}
+
+void Sampler::syncPacked() {
+    m_xyz.assign(4 * m_n, 0.0);
+    const double* coord[3] = {m_x.data(), m_y.data(), m_z.data()};
+    for (std::int64_t i = 0; i < m_n; ++i) {
+        for (int k = 0; k < m_dim; ++k) m_xyz[4 * i + k] = coord[k][i];
+    }
+}
+
 void Sampler::rebuildNeighborList() { buildNeighborList(m_x.data(), m_y.data(), m_z.data()); }
 
 void Sampler::buildNeighborList(const double* x, const double* y, const double* z) {
     m_list.build(x, y, z, m_n, m_dim, m_params.boxLength, m_params.boundary, m_params.cutoff + m_skin);
-    const std::int64_t cap = paddedSize(m_list.maxCount());
+    m_farRow.resize(m_n);
+    syncPacked();  // moves made without the list (it steps aside in "auto") do not keep m_xyz
+    const std::int64_t cap = paddedSize(m_list.capacity());
     if (static_cast<std::int64_t>(m_gx.size()) < cap) {
         m_gx.assign(cap, 0.0);
         m_gy.assign(cap, 0.0);
         m_gz.assign(cap, 0.0);
+        m_packed.assign(4 * cap, 0.0);
     }
 }
 
@@ -425,17 +489,32 @@ void Sampler::moves(std::int64_t count) {
             }
             newPos[k] = v;
         }
+        if constexpr (UseList) {
+            // The next move's particle is one of two, depending on whether this move draws an acceptance number:
+            // fetch both rows and records now, so their cache misses overlap this move's work (at large N the
+            // rows live in DRAM). Copies of the generator: the stream itself is untouched.
+            Rng peek = rng;
+            prefetchNeighbors(static_cast<std::int64_t>(Rng(peek).below(n)));
+            peek.next();
+            prefetchNeighbors(static_cast<std::int64_t>(peek.below(n)));
+        }
 
         PairSums sums;
         bool farFromBuild = false;
+        std::int64_t farCount = 0;
         if constexpr (UseCache) {
             sums = pairEnergiesAllPairs(i, newPos, m_newPair.data(), m_pairCache.data() + i * m_stride);
         } else if constexpr (UseList) {
-            farFromBuild = m_list.displacement2(i, newPos, Dim, L, B) > halfSkin2;
-            // A trial beyond skin/2 may meet particles the list lacks; price it exactly instead.
+            farFromBuild = m_list.displacement2(i, newPos) > halfSkin2;
+            // A trial beyond skin/2 of the particle's reference may meet particles its row lacks: its new sum
+            // goes over the particles whose references lie within cutoff + skin of it (everyone within the
+            // cutoff, since they are within skin/2 of theirs), which is the particle's new row if accepted.
             if (farFromBuild) {
-                sums = pairSumsAllPairs(i, oldPos, newPos);
-                ++m_exactFallbacks;
+                farCount = m_list.query(newPos, i, m_farRow.data());
+                const PairSums before = pairSumsIndexed(m_list.row(i), m_list.count(i), oldPos, oldPos);
+                const PairSums after = pairSumsIndexed(m_farRow.data(), farCount, newPos, newPos);
+                sums = PairSums{before.oldSum, after.newSum};
+                ++m_farTrials;
             } else {
                 sums = pairSumsNeighbors(i, oldPos, newPos);
             }
@@ -447,6 +526,9 @@ void Sampler::moves(std::int64_t count) {
         // Metropolis: accept with probability min(1, exp(-dU/T)). A NaN dU fails both tests and is rejected.
         if (dU <= 0.0 || rng.uniform() < std::exp(-beta * dU)) {
             for (int k = 0; k < Dim; ++k) coord[k][i] = newPos[k];
+            if constexpr (UseList) {
+                for (int k = 0; k < Dim; ++k) m_xyz[4 * i + k] = newPos[k];
+            }
             m_energy += dU;
             ++m_accepted;
             // Escaping a near-overlap subtracts two huge numbers; the running sum would keep their rounding
@@ -469,7 +551,7 @@ void Sampler::moves(std::int64_t count) {
                 for (; j < m_n; ++j) column[j * stride] = fresh[j];
             }
             if constexpr (UseList) {
-                if (farFromBuild) m_list.markDirty();
+                if (farFromBuild) m_list.refresh(i, newPos, m_farRow.data(), farCount);
             }
         }
     }
@@ -485,6 +567,8 @@ void Sampler::run(std::int64_t sweeps) {
     // priced over all pairs and each accepted one forcing a rebuild: plain all pairs is far cheaper then.
     const bool list = m_useList && (m_neighborMode != NeighborMode::Auto || m_stepSize <= 0.25 * m_skin);
     if (m_useList && !list) m_list.markDirty();  // moves made without the list invalidate it
+    if (list && sweeps > 0) m_cacheValid = false;  // ... and moves made with it, the pair cache
+    if (!list && m_useCache && !m_cacheValid) fillPairCache();
     auto dispatch = [&](auto dim, auto boundary) {
         constexpr int D = decltype(dim)::value;
         constexpr Boundary B = decltype(boundary)::value;

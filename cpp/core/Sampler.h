@@ -17,8 +17,12 @@ enum class NeighborMode { Auto, On, Off };
 class Sampler {
 public:
     Sampler(const SystemParams& params, const Rng::State& rngState, double stepSize,
-            NeighborMode neighborMode = NeighborMode::Auto, double neighborSkin = 1.5, bool place = true,
+            NeighborMode neighborMode = NeighborMode::Auto, double neighborSkin = 0.0, bool place = true,
             bool allowPairCache = true);
+
+    // The Verlet skin chosen for a step size when neighborSkin is 0 ("automatic"), sigma: kSkinPerStep * step,
+    // within [kMinSkin, kMaxSkin].
+    static double autoSkin(double stepSize);
 
     const SystemParams& params() const { return m_params; }
 
@@ -46,8 +50,9 @@ public:
     // For exact restarts: the bookkeeping value without the constant tail correction.
     double rawEnergy() const { return m_energy; }
     void setRawEnergy(double raw) { m_energy = raw; }
-    // Positions (row-major) at the last neighbour-list build; empty when no list is in use or it is due for a
-    // rebuild. Restoring them rebuilds the very same list, so a restart continues bit for bit.
+    // The neighbour list's reference positions (row-major); empty when no list is in use or it is due for a
+    // rebuild. The list is a function of them alone, so restoring them restores it and a restart continues bit
+    // for bit.
     std::vector<double> neighborReference() const;
     void setNeighborReference(const std::vector<double>& rowMajor);
 
@@ -65,12 +70,15 @@ public:
     void setRngState(const Rng::State& state) { m_rng.setState(state); }
 
     bool usesNeighborList() const { return m_useList; }
-    bool usesPairCache() const { return m_useCache; }
+    bool usesPairCache() const { return m_useCache && !m_useList; }
     double neighborSkin() const { return m_skin; }
+    bool autoSkin() const { return m_autoSkin; }
     std::uint64_t neighborRebuilds() const { return m_list.rebuilds(); }
-    // Trial moves priced by all pairs because they left the list's skin.
-    std::uint64_t exactFallbacks() const { return m_exactFallbacks; }
-    // Mean list length at the last build.
+    // Single-particle refreshes of the list (a particle accepted beyond skin/2 of its reference).
+    std::uint64_t neighborRefreshes() const { return m_list.refreshes(); }
+    // Trial moves beyond skin/2 of the particle's reference, priced through a cell query of the trial position.
+    std::uint64_t farTrials() const { return m_farTrials; }
+    // Mean list length now.
     double meanNeighbors() const { return m_list.meanCount(); }
     const char* kernelName() const { return m_kernelName; }
 
@@ -82,12 +90,23 @@ public:
     static constexpr double kResyncEnergy = 1e6;
     // Largest N for the pair-energy cache (N^2 doubles: 8 MB at this size).
     static constexpr std::int64_t kMaxCachedParticles = 1024;
+    // Automatic skin (see autoSkin): measured optimum on the dense LJ liquid, docs/benchmarks.md.
+    static constexpr double kSkinPerStep = 8.0;
+    static constexpr double kMinSkin = 0.3;
+    static constexpr double kMaxSkin = 1.5;
+    // "auto" takes the list over the pair cache when it holds fewer than this share of the particles.
+    static constexpr double kListVersusCache = 0.35;
 
 private:
     template <int Dim, Boundary B, bool UseList, bool UseCache>
     void moves(std::int64_t count);
     void fillPairCache();
+    double expectedNeighbors(double skin) const;
+    // Sets m_useList ("auto": whether the list pays at the current skin) and the kernel table that fits it.
+    void chooseNeighborList();
     void rebuildNeighborList();
+    void syncPacked();
+    void prefetchNeighbors(std::int64_t i) const;
     void placeOnLattice(std::vector<double>& out);
     bool placeRandomly(std::vector<double>& out);
     void commitPositions(const std::vector<double>& rowMajor);
@@ -99,6 +118,9 @@ private:
     // Squared separation of two positions (row-major), minimum image on the periodic axes.
     double separation2(const double* a, const double* b) const;
     PairSums pairSumsNeighbors(std::int64_t i, const double* oldPos, const double* newPos);
+    // Sums over `count` indices idx, gathered as the images nearest oldPos when unwrapping pays.
+    PairSums pairSumsIndexed(const std::int32_t* idx, std::int64_t count, const double* oldPos,
+                             const double* newPos);
 
     SystemParams m_params;
     Rng m_rng;
@@ -107,7 +129,7 @@ private:
     int m_dim;
     double m_cutoff2;
     double m_tail;
-    PairSumsFn m_kernel;
+    PairSumsFn m_kernel = nullptr;
     PairSumsFn m_openKernel;  // the same without the minimum image, for coordinates already unwrapped
     GatherFn m_gather;
     PairEnergiesFn m_pairEnergies;
@@ -116,6 +138,8 @@ private:
     // Structure of arrays, NaN-padded to a multiple of kLanes plus one block; z is kept (zeros) in 2D so the
     // kernel can always read it.
     std::vector<double> m_x, m_y, m_z;
+    // The same coordinates packed per particle (x, y, z, 0), for the neighbour-list gather.
+    std::vector<double> m_xyz;
 
     double m_energy = 0.0;  // pair + gravity, without the constant tail correction
     std::uint64_t m_attempted = 0;
@@ -124,17 +148,21 @@ private:
     // All-pairs systems small enough keep every pair energy (row-major, rows padded to m_stride, zeros
     // beyond N and on the diagonal). A move then computes only the new pair energies; the old sum is a lane
     // sum of the particle's row, bit-identical to recomputing it, so the trajectory is the same either way.
-    bool m_useCache = false;
+    bool m_useCache = false;    // allowed and allocated
+    bool m_cacheValid = false;  // holds the current configuration's pair energies
     std::int64_t m_stride = 0;
     std::vector<double> m_pairCache;
     std::vector<double> m_newPair;
 
     bool m_useList = false;
+    bool m_autoSkin;
     double m_skin;
     NeighborMode m_neighborMode;
     NeighborList m_list;
-    std::uint64_t m_exactFallbacks = 0;
+    std::uint64_t m_farTrials = 0;
+    std::vector<std::int32_t> m_farRow;    // neighbours of a trial position beyond the skin
     std::vector<double> m_gx, m_gy, m_gz;  // gathered neighbour coordinates
+    std::vector<double> m_packed;          // gather scratch
 };
 
 }  // namespace vaepipe

@@ -245,7 +245,7 @@ def test_slab_with_gravity_runs_with_and_without_the_neighbor_list():
     start = on.positions[:, 2].mean()
     for s in (on, off):
         s.run(40)
-    assert on.neighbor_rebuilds > 1
+    assert on.neighbor_refreshes > 1  # particles left their skin and had their rows refreshed
     assert np.array_equal(on.positions, off.positions)
     assert on.energy == pytest.approx(on.recompute_energy(), rel=1e-10)
     assert on.positions[:, 2].mean() < start - 0.05  # sinking, and not leaking through floor or ceiling
@@ -258,7 +258,7 @@ def test_neighbor_list_and_all_pairs_agree():
     assert on.uses_neighbor_list and not off.uses_neighbor_list
     on.run(60)
     off.run(60)
-    assert on.neighbor_rebuilds > 1  # the list really was rebuilt during the run
+    assert on.neighbor_refreshes > 1  # the list really was updated during the run
     # Same random numbers and (up to the last bit of dU) the same decisions, hence the same configuration.
     assert np.array_equal(on.positions, off.positions)
     assert on.energy == pytest.approx(off.energy, rel=1e-12)
@@ -373,3 +373,117 @@ def test_simd_level_and_compile_flags():
     flags = _compiled.core().compile_flags
     for flag in ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-ffp-contract=off"):
         assert flag in flags
+
+
+# --- neighbour list: automatic skin, per-particle refreshes, kernel choice per case (issue 14) ----------------
+
+DENSE = {k: v for k, v in BULK.items() if k != "step_size"}  # N = 500, rho = 0.776, T = 0.85, rc = 3
+
+
+def test_automatic_skin_follows_the_step_and_an_explicit_one_stays():
+    s = Sampler(**DENSE, seed=1, step_size=0.1)
+    assert s.neighbor_skin == pytest.approx(8 * 0.1)
+    s.step_size = 0.13
+    assert s.neighbor_skin == pytest.approx(8 * 0.13)
+    s.step_size = 1.0
+    assert s.neighbor_skin == 1.5  # clipped to [0.3, 1.5]
+    s.step_size = 0.01
+    assert s.neighbor_skin == 0.3
+    fixed = Sampler(**DENSE, seed=1, step_size=0.1, neighbor_skin=0.7)
+    fixed.step_size = 0.2
+    assert fixed.neighbor_skin == 0.7
+    for bad in (0.0, -1.0, float("nan"), "wide"):
+        with pytest.raises(ValueError, match="neighbor_skin"):
+            Sampler(**DENSE, seed=1, neighbor_skin=bad)
+
+
+def test_auto_takes_the_neighbor_list_on_a_dense_liquid_without_being_told():
+    """Built with the default step (0.2, skin 1.5) and tuned: the skin shrinks with the step, the list stays."""
+    n = 1000
+    dense = dict(DENSE, n_particles=n, box_length=(n / 0.776) ** (1 / 3))
+    s = Sampler(**dense, seed=2)
+    assert s.uses_neighbor_list and s.neighbor_skin == 1.5
+    s.tune_step_size(40)
+    assert s.step_size < 0.16 and s.neighbor_skin < 1.3 and s.uses_neighbor_list and not s.uses_pair_cache
+    s.run(1)  # builds the list for the final skin (tuning rebuilt it at every step change)
+    builds = s.neighbor_rebuilds
+    s.run(10)
+    assert s.neighbor_refreshes > 0 and s.neighbor_rebuilds == builds  # refreshed particle by particle
+    assert 150 < s.mean_neighbors < 250
+    assert s.energy == pytest.approx(s.recompute_energy(), rel=1e-10)
+
+
+def test_auto_keeps_the_pair_cache_where_it_is_faster_than_the_list():
+    """N = 500: 210 listed neighbours cost more than the 500 new pair energies of the cache (0.9x measured)."""
+    s = Sampler(**DENSE, seed=2, step_size=0.13)
+    assert not s.uses_neighbor_list and s.uses_pair_cache
+    assert Sampler(**DENSE, seed=2, step_size=0.13, pair_cache=False).uses_neighbor_list  # against plain all pairs
+    s.run(3)
+    s.step_size = 0.05  # skin 0.4: about 130 neighbours, and now the list pays
+    assert s.uses_neighbor_list and not s.uses_pair_cache
+    s.run(3)
+    s.step_size = 0.13  # back to the pair cache, refilled from the configuration the list left
+    assert not s.uses_neighbor_list and s.uses_pair_cache
+    s.run(3)
+    assert s.energy == pytest.approx(s.recompute_energy(), rel=1e-10)
+    twin = Sampler(**DENSE, seed=2, step_size=0.13, neighbor_list="off")
+    twin.run(3)
+    twin.step_size = 0.05
+    twin.run(3)
+    twin.step_size = 0.13
+    twin.run(3)
+    assert np.array_equal(s.positions, twin.positions)  # same decisions whichever path priced them
+
+
+@pytest.mark.parametrize("system", [
+    dict(n_particles=1500, box_length=(1500 / 0.8) ** (1 / 3), temperature=0.9, boundary="periodic", cutoff=2.5),
+    dict(n_particles=900, box_length=15.0, temperature=1.0, gamma=0.3, boundary="slab", cutoff=2.5),
+    dict(n_particles=700, box_length=14.0, temperature=1.0, gamma=0.3, boundary="reflect", cutoff=2.5),
+    dict(n_particles=600, box_length=30.0, temperature=0.8, dim=2, boundary="periodic", cutoff=2.5),
+], ids=["bulk-reach-2", "slab", "reflect", "2d"])
+def test_refreshed_neighbor_list_agrees_with_all_pairs(system):
+    """Boxes large enough for several cells per side: the cell queries and the refreshes miss no pair."""
+    on = Sampler(**system, seed=12, step_size=0.12, neighbor_list="on")
+    off = Sampler(**system, seed=12, step_size=0.12, neighbor_list="off")
+    for s in (on, off):
+        s.run(30)
+    assert on.neighbor_refreshes > 50
+    assert np.array_equal(on.positions, off.positions)
+    assert on.energy == pytest.approx(off.energy, rel=1e-10)
+
+
+def test_resume_after_many_refreshes_is_bit_for_bit():
+    """The list is a function of its reference positions: restoring them restores it, whatever came before."""
+    system = dict(BULK, step_size=0.13, neighbor_list="on")
+    whole = Sampler(**system, seed=31)
+    whole.run(60)
+    first = Sampler(**system, seed=31)
+    first.run(35)
+    assert first.neighbor_refreshes > 30
+    resumed = Sampler(**system, seed=0).set_state(first.get_state())
+    resumed.run(25)
+    assert resumed.positions.tobytes() == whole.positions.tobytes()
+    assert resumed.energy == whole.energy
+
+
+def test_kernel_choice_per_case_is_bit_identical():
+    """On an AVX-512 CPU a seed-sized system runs the AVX2 kernel, a dense liquid the AVX-512 one; forcing
+    either level gives the same trajectory."""
+    if simd_level() != "avx512":
+        pytest.skip("the per-case choice only differs on an AVX-512 CPU")
+    assert Sampler(**SEED_SYSTEM, seed=5).kernel == "avx2"
+    assert Sampler(**DENSE, seed=5, step_size=0.13).kernel == "avx512"  # 500 pairs a call (pair cache)
+    code = ("from vaepipe.mc import Sampler;"
+            "s = Sampler(n_particles=30, box_length=5.0, temperature=1.0, gamma=0.1, seed=5); s.run(2000);"
+            "print(s.kernel, s.positions.tobytes().hex(), s.energy.hex())")
+    outputs = {}
+    for level in (None, "avx2", "avx512"):
+        env = dict(os.environ)
+        env.pop("VAEPIPE_SIMD", None)
+        if level:
+            env["VAEPIPE_SIMD"] = level
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        kernel, *values = out.stdout.split()
+        assert kernel == (level or "avx2")
+        outputs[level] = values
+    assert outputs[None] == outputs["avx2"] == outputs["avx512"]
