@@ -89,10 +89,12 @@ def training_data(representation: str, num_samples: int, features_dir: str | Non
                                     f"workflow's results/features folder")
         vae = config["vae"]
         full = load_training_data(paths, config["seed"], vae["validation_fraction"], vae["test_fraction"])
-        x, attrs = full.split("train"), full.attrs
+        x, attrs, gamma = full.split("train"), full.attrs, full.split_labels("train", "gamma")
     else:
         x, attrs = synthetic_features(representation, num_samples, config, seed)
-    labels = pd.DataFrame({"split": ["train"] * x.shape[0]})
+        gamma = np.zeros(x.shape[0])
+    # train_vae feeds each sample's gamma along (the particle VAE's loss holds the gravity energy)
+    labels = pd.DataFrame({"split": ["train"] * x.shape[0], "gamma": gamma})
     return TrainingData(features=np.ascontiguousarray(x, dtype=np.float32), labels=labels, attrs=attrs)
 
 
