@@ -190,7 +190,7 @@ def run_breakdown(data, params, seed_int, batch_size, repeats, threads, determin
     steps = max(1, min(x.shape[0] // batch_size, BREAKDOWN_STEPS))
     model = training.build_model(data.representation, x.shape[1:], params, seed=seed_int, attrs=data.attrs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=params["learning_rate"]))
-    dataset = training._dataset(x, batch_size, seed_int, repeat=True)
+    dataset = training._dataset(x, data.split_labels("train", "gamma"), batch_size, seed_int, repeat=True)
     iterator = iter(dataset)
 
     def pipeline():
@@ -198,8 +198,9 @@ def run_breakdown(data, params, seed_int, batch_size, repeats, threads, determin
             next(iterator)
 
     batches = [next(iterator) for _ in range(steps)]  # the compute parts run on batches already in memory
+    inputs = [b[0] for b in batches]  # (features, gamma label) -> features
     encode = tf.function(lambda b: model.encoder(b, training=True), autograph=False)
-    latents = [encode(b)[2] for b in batches]
+    latents = [encode(b)[2] for b in inputs]
     decode = tf.function(lambda z: model.decoder(z, training=True), autograph=False)
     forward_loss = tf.function(lambda b: model.compute_loss(x=b, y_pred=model(b, training=True)), autograph=False)
     train_step = tf.function(model.train_step)
@@ -229,9 +230,9 @@ def run_breakdown(data, params, seed_int, batch_size, repeats, threads, determin
 
     parts = {
         "input pipeline alone (iterate the tf.data dataset)": pipeline,
-        "encoder forward": loop(encode, batches),
+        "encoder forward": loop(encode, inputs),
         "decoder forward": loop(decode, latents),
-        "forward + loss (VAE call, compute_loss)": loop(forward_loss, batches),
+        "forward + loss (VAE call, compute_loss)": loop(forward_loss, inputs),
         "train step (forward, backward, Adam) on batches in memory": loop(train_step, batches),
         "fit, our pipeline, no callbacks": fit([]),
         "fit, our pipeline, the workflow's callbacks":
