@@ -76,7 +76,9 @@ public:
     std::uint64_t neighborRebuilds() const { return m_list.rebuilds(); }
     // Single-particle refreshes of the list (a particle accepted beyond skin/2 of its reference).
     std::uint64_t neighborRefreshes() const { return m_list.refreshes(); }
-    // Trial moves beyond skin/2 of the particle's reference, priced through a cell query of the trial position.
+    // Trial moves still beyond skin/2 of the particle's reference after its reference was moved to its current
+    // position (see moves: only with steps large next to the skin), priced through a cell query of the trial
+    // position.
     std::uint64_t farTrials() const { return m_farTrials; }
     // Mean list length now.
     double meanNeighbors() const { return m_list.meanCount(); }
