@@ -97,7 +97,7 @@ public:
     static constexpr double kMinSkin = 0.3;
     static constexpr double kMaxSkin = 1.5;
     // "auto" takes the list over the pair cache when it holds fewer than this share of the particles.
-    static constexpr double kListVersusCache = 0.35;
+    static constexpr double kListVersusCache = 0.40;
 
 private:
     template <int Dim, Boundary B, bool UseList, bool UseCache>
