@@ -85,14 +85,15 @@ class Sampler:
         Starting configuration. By default particles are placed at random with no pair closer than 0.9 sigma,
         or on a simple lattice if random insertion jams; ValueError if N cannot fit.
     neighbor_list : {"auto", "on", "off"}
-        Verlet neighbour list (with a cutoff only). "auto" uses it when it holds under half the particles, and
-        steps aside (all pairs) while the step is larger than a quarter of the skin.
+        Verlet neighbour list (with a cutoff only). "auto" uses it when it holds under half the particles (under
+        40 % where the pair cache is the alternative, N <= 1024), and steps aside (all pairs) while the step is
+        larger than a quarter of the skin.
     neighbor_skin : float or None
         Verlet skin, sigma. None (the default) chooses it from the step size: 8 step_size within [0.3, 1.5]
         sigma (1.04 sigma for a dense liquid's 0.13 sigma step), following the step when it changes (setting
         step_size, tune_step_size). A float fixes it. A trial move that leaves skin/2 of the particle's reference
-        position is priced through a cell query and, if accepted, refreshes that particle's list entries only,
-        so there are no global rebuilds whatever the skin.
+        position first moves that reference to the particle's current position (a cell query that refreshes
+        that particle's list entries only), so there are no global rebuilds whatever the skin.
     pair_cache : bool
         Without a neighbour list and for N <= 1024, keep all pair energies so that a move computes only the new
         ones (about twice as fast). The trajectory is bit-identical either way; False saves N^2 doubles.
@@ -338,7 +339,7 @@ class Sampler:
     neighbor_rebuilds = property(lambda self: self._cpp_obj.neighbor_rebuilds,
                                  doc="Full Verlet list builds so far.")
     neighbor_refreshes = property(lambda self: self._cpp_obj.neighbor_refreshes,
-                                  doc="Single-particle list refreshes so far (a move accepted beyond skin/2).")
+                                  doc="Single-particle list refreshes so far (a trial beyond skin/2 of the reference).")
     neighbor_skin = property(lambda self: self._cpp_obj.neighbor_skin,
                              doc="Verlet skin in use, sigma (the automatic one follows step_size).")
     mean_neighbors = property(lambda self: self._cpp_obj.mean_neighbors,

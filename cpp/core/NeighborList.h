@@ -90,8 +90,9 @@ private:
     void cellErase(std::int64_t cell, std::int32_t j);
     std::int64_t scanCell(const Cell& c, const double* pos, std::int64_t exclude, std::int32_t* out,
                           std::int64_t count) const;
+    static constexpr int kMaxReach = 4;
     std::int64_t m_cellsPerSide = 1;
-    int m_reach = 0;  // cells scanned each way (0: one cell)
+    int m_reach = 0;  // cells scanned each way (0: one cell), at most kMaxReach
     std::vector<Cell> m_cells;
     std::vector<std::int64_t> m_cellOf;
 

@@ -76,7 +76,9 @@ public:
     std::uint64_t neighborRebuilds() const { return m_list.rebuilds(); }
     // Single-particle refreshes of the list (a particle accepted beyond skin/2 of its reference).
     std::uint64_t neighborRefreshes() const { return m_list.refreshes(); }
-    // Trial moves beyond skin/2 of the particle's reference, priced through a cell query of the trial position.
+    // Trial moves still beyond skin/2 of the particle's reference after its reference was moved to its current
+    // position (see moves: only with steps large next to the skin), priced through a cell query of the trial
+    // position.
     std::uint64_t farTrials() const { return m_farTrials; }
     // Mean list length now.
     double meanNeighbors() const { return m_list.meanCount(); }
@@ -95,7 +97,7 @@ public:
     static constexpr double kMinSkin = 0.3;
     static constexpr double kMaxSkin = 1.5;
     // "auto" takes the list over the pair cache when it holds fewer than this share of the particles.
-    static constexpr double kListVersusCache = 0.35;
+    static constexpr double kListVersusCache = 0.40;
 
 private:
     template <int Dim, Boundary B, bool UseList, bool UseCache>
