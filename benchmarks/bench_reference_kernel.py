@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -72,20 +71,10 @@ def prepared_sampler(case, seed=0):
 
 
 def time_ours(s, seconds):
-    """moves/s of one run of about `seconds`."""
-    n = s.n_particles
-    sweeps = 1
-    while True:  # calibrate: double until one run takes a tenth of the target
-        t0 = time.perf_counter()
-        s.run(sweeps)
-        elapsed = time.perf_counter() - t0
-        if elapsed > 0.1 * seconds:
-            break
-        sweeps *= 2
-    sweeps = max(1, int(sweeps * seconds / elapsed))
-    t0 = time.perf_counter()
-    s.run(sweeps)
-    return sweeps * n / (time.perf_counter() - t0)
+    """moves/s of one run of about `seconds` (bench_mc's timing, one repeat: the runs interleave here)."""
+    from bench_mc import time_ours as timed
+
+    return timed(s, seconds, 1)
 
 
 def compile_reference(workdir):
