@@ -118,3 +118,28 @@ def test_basin_hopping_finds_the_lj30_minimum_the_demo_size():
     result = basin_hopping(30, 5.0, seeds=4, steps=1000, seed=1)
     assert result.energy == pytest.approx(_ccd()[30], abs=1e-4)
     assert result.seeds_agreeing >= 1
+
+
+def test_a_job_runs_with_its_rules_threads_in_blas_and_the_same_results():
+    """vaepipe.stages.run caps the BLAS pools at the rule's threads (jobs side by side must not oversubscribe the
+    cores); a quench gives the same bits either way."""
+    from types import SimpleNamespace
+
+    from threadpoolctl import threadpool_info
+
+    from vaepipe.stages import StageResult, run
+
+    seen = {}
+
+    def stage(input, params, wildcards, threads=1):
+        seen["blas"] = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+        seen["quench"] = quench(np.random.default_rng(4).uniform(0, 4.0, (8, 3)), 4.0, gamma=0.5)
+        return StageResult(outputs={})
+
+    smk = SimpleNamespace(params=SimpleNamespace(items=lambda: []), input=None, wildcards=None, threads=1,
+                          output=SimpleNamespace(keys=lambda: []))
+    run(smk, stage)
+    assert seen["blas"] == {1}
+    free = quench(np.random.default_rng(4).uniform(0, 4.0, (8, 3)), 4.0, gamma=0.5)
+    np.testing.assert_array_equal(free.positions, seen["quench"].positions)
+    assert free.energy == seen["quench"].energy

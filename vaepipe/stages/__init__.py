@@ -105,7 +105,13 @@ def write_outputs(result: StageResult, output, params: Mapping[str, Any]) -> Non
 def run(smk, stage: Callable[..., StageResult]) -> StageResult:
     """The body of every workflow script: the stage on the job's input, params, wildcards and threads, then its
     outputs written."""
+    from threadpoolctl import threadpool_limits
+
     params = dict(smk.params.items())
-    result = stage(smk.input, params, smk.wildcards, threads=smk.threads)
+    # The job's BLAS pools (NumPy's and SciPy's OpenBLAS) get the job's threads, not the machine's cores: jobs side
+    # by side then do not oversubscribe the cores (basin hopping's L-BFGS-B ran 3-7x slower next to another job,
+    # its idle BLAS threads spinning), and no result depends on how many cores the machine has.
+    with threadpool_limits(limits=max(1, int(smk.threads)), user_api="blas"):
+        result = stage(smk.input, params, smk.wildcards, threads=smk.threads)
     write_outputs(result, smk.output, params)
     return result
