@@ -191,7 +191,8 @@ def _streamed_dataset(features, rows, labels, sample_shape, batch_size, seed, tr
     runs beside the training step (TensorFlow's ops release the GIL), two batches ahead."""
     import tensorflow as tf
 
-    signature = (tf.TensorSpec((batch_size,) + tuple(sample_shape), tf.float32), tf.TensorSpec((batch_size,), tf.float32))
+    signature = (tf.TensorSpec((batch_size,) + tuple(sample_shape), tf.float32),
+                 tf.TensorSpec((batch_size,), tf.float32))
     return tf.data.Dataset.from_generator(
         lambda: stream_batches(features, rows, labels, batch_size, seed, transform=transform),
         output_signature=signature).prefetch(2)
