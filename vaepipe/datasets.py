@@ -27,8 +27,8 @@ from vaepipe.io.samples import read_samples
 from vaepipe.seeds import derive_seed
 
 __all__ = ["SPLITS", "SPLIT_BLOCK", "STREAM_MODES", "FeatureStore", "TrainingData", "streams", "stream_window",
-           "stream_batches", "training_memory_mb", "TestSet", "split_blocks", "assign_splits", "load_training_data", "load_test_set",
-           "example_rows"]
+           "stream_batches", "training_memory_mb", "TestSet", "split_blocks", "assign_splits", "load_training_data",
+           "load_test_set", "example_rows"]
 
 SPLITS = ("train", "validation", "test")
 

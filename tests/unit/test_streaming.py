@@ -54,7 +54,8 @@ def test_stream_policy_and_window():
     assert datasets.streams("always", 0) and not datasets.streams("never", 10 ** 12)
     with pytest.raises(ValueError, match="vae.stream must be one of"):
         datasets.streams("sometimes", 0)
-    # 50^3 float32 grids: 128 MiB hold 268 of them (288 in whole chunks); tiny samples still give at least two batches and whole chunks.
+    # 50^3 float32 grids: 128 MiB hold 268 of them (288 in whole chunks); tiny samples still give at least two
+    # batches and whole chunks.
     assert datasets.stream_window(4 * 50 ** 3, 32) == 288
     assert datasets.stream_window(4 * 50 ** 3, 200) == 416
     assert datasets.stream_window(10 ** 9, 1) == datasets.STREAM_CHUNK_ROWS
