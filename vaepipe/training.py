@@ -398,15 +398,15 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
         raise ValueError(f"the {split} split is empty; raise its fraction or sample more")
     # Features on disk are read a slice at a time (the same numbers as in memory, where one slice is all).
     in_memory = isinstance(data.features, np.ndarray)
-    x_split = data.split(split) if in_memory else _SplitRows(data.features, np.flatnonzero(mask))
-    train_rows = np.flatnonzero((data.labels["split"] == "train").to_numpy())
+    x_split = data.split(split) if in_memory else data.features.take(np.flatnonzero(mask))
     if in_memory:
         mean = data.split("train").mean(axis=0, dtype=np.float64)
     else:
-        total = np.zeros(data.features.shape[1:], dtype=np.float64)
-        for a, b in _slices(_SplitRows(data.features, train_rows), batch_size):
-            total += data.features[train_rows[a:b]].sum(axis=0, dtype=np.float64)
-        mean = total / max(len(train_rows), 1)
+        train = data.features.take(np.flatnonzero((data.labels["split"] == "train").to_numpy()))
+        total = np.zeros(train.shape[1:], dtype=np.float64)
+        for a, b in _slices(train, batch_size):
+            total += train[a:b].sum(axis=0, dtype=np.float64)
+        mean = total / max(len(train), 1)
     z_mean, z_log_var = encode(model, x_split, batch_size)
     batch_size = inference_batch(data.features.shape[1:], batch_size)
     rng = np.random.default_rng(seed)
@@ -444,20 +444,6 @@ def evaluate(model, data: TrainingData, split: str = "test", seed: int = 0, batc
         "active_units": int(np.sum(z_mean.var(axis=0) > ACTIVE_UNIT_THRESHOLD)),
         "latent_dim": int(z_mean.shape[1]),
     }
-
-
-class _SplitRows:
-    """Some rows of features on disk, indexed like an array of their own (slices read just those rows)."""
-
-    def __init__(self, features, rows):
-        self.features, self.rows = features, np.asarray(rows, dtype=np.int64)
-        self.shape = (len(self.rows),) + tuple(features.shape[1:])
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, key):
-        return self.features[self.rows[key]]
 
 
 def reconstruction_figure(model, data: TrainingData, split: str = "test"):

@@ -218,6 +218,21 @@ class LazyRows:
         data = self.read(np.arange(len(self)))
         return data if dtype is None else data.astype(dtype, copy=False)
 
+    def take(self, rows) -> "LazyRows":
+        """The samples ``rows`` as lazy rows of their own (nothing is read until they are indexed)."""
+        return _TakenRows(self, select_rows(rows, len(self)))
+
+
+class _TakenRows(LazyRows):
+    """Some rows of other lazy rows, indexed like an array of their own (see :meth:`LazyRows.take`)."""
+
+    def __init__(self, parent: LazyRows, rows: np.ndarray):
+        self.parent, self.rows = parent, rows
+        self.shape = (len(rows),) + tuple(parent.shape[1:])
+
+    def read(self, rows) -> np.ndarray:
+        return self.parent.read(self.rows[np.asarray(rows, dtype=np.int64)])
+
 
 class FeatureRows(LazyRows):
     """The ``features`` dataset of one features file, read on demand (see :class:`LazyRows`). Each read takes the
