@@ -2,10 +2,14 @@
 # (python -m pip install -e .):
 #     snakemake --cores all              (config.yaml; override keys with --configfile my.yaml)
 # Config keys, units and output files: README.md and vaepipe/schemas/config.schema.yaml.
-from snakemake.utils import min_version, validate
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
 from vaepipe._build import use_workflow_checkout
-from vaepipe.config import SCHEMA_PATH, check_config, normalize_numbers
+from vaepipe.config import prepare_config, read_config_file
+from vaepipe.plan import check_plan
 
 min_version("9.0")
 
@@ -13,15 +17,24 @@ min_version("9.0")
 # jobs would run other code than their code digests name), and export the checkout's path to the jobs.
 use_workflow_checkout(workflow.basedir)
 
+# Snakemake's loader says only "not valid JSON or YAML" for a broken config.yaml: read it first for the line.
+try:
+    if Path("config.yaml").is_file():
+        read_config_file("config.yaml")
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
+
 
 configfile: "config.yaml"
 
 
-# Schema first (types, ranges, defaults for every missing key), then the checks that relate keys to each other:
-# a bad config stops here, before any job runs, with the offending key named.
-validate(config, str(SCHEMA_PATH))
-normalize_numbers(config, SCHEMA_PATH)
-check_config(config)
+# Schema first (YAML 1.2 numbers, types, ranges, defaults for every missing key), then the checks that relate keys
+# to each other and to physics, then the plan's (splits, batches, every job's memory and work against one cap): a
+# bad config stops here, before any job runs, in one message with the key, the value, what is expected, the fix.
+try:
+    check_plan(prepare_config(config))
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
 
 
 include: "workflow/rules/common.smk"

@@ -17,6 +17,7 @@ exactly.
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import math
 import re
@@ -33,7 +34,11 @@ __all__ = [
     "STATE_NAME_PATTERN",
     "MAX_NUMBER_DENSITY",
     "load_config",
+    "read_config_file",
+    "prepare_config",
     "apply_schema",
+    "coerce_numbers",
+    "schema_error",
     "check_config",
     "normalize_numbers",
     "format_number",
@@ -108,23 +113,132 @@ def _validator_with_defaults(schema: dict):
     return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
 
 
-def apply_schema(config: dict, schema_path: str | Path | None = None) -> dict:
-    """Validate ``config`` against the schema and return a copy with every default filled in.
+# YAML 1.2's float syntax. PyYAML (and so Snakemake) reads YAML 1.1, where a float needs a dot: ``1e-5`` is the
+# string '1e-5' there, ``1.0e-5`` a float. Such strings become numbers wherever the schema expects one.
+_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
-    Raises ValueError naming the first offending key (the same checks snakemake.utils.validate makes).
+
+def coerce_numbers(config: dict, schema_path: str | Path | None = None) -> dict:
+    """Strings that are numbers in YAML 1.2 (``1e-5``, ``+2``) become floats for a number key, and whole numbers
+    written as floats (``1e4``, ``30000.0``) become ints for an integer key, in place; returns the config. So
+    ``gamma: [1e-5]`` and ``gamma: [1.0e-5]`` are the same config, as are ``sweeps: 3e4`` and ``sweeps: 30000``."""
+    def kinds(schema):
+        kind = schema.get("type")
+        return [kind] if isinstance(kind, str) else (kind or [])
+
+    def walk(value, schema):
+        if isinstance(value, dict):
+            for key, sub in schema.get("properties", {}).items():
+                if key in value:
+                    value[key] = walk(value[key], sub)
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            return [walk(v, schema["items"]) for v in value]
+        elif isinstance(value, str) and _YAML12_FLOAT.fullmatch(value.strip()):
+            if "number" in kinds(schema):
+                return float(value)
+            if "integer" in kinds(schema) and float(value).is_integer():
+                return int(float(value))
+        elif isinstance(value, float) and value.is_integer() and kinds(schema) == ["integer"]:
+            return int(value)
+        return value
+
+    walk(config, load_schema(schema_path))
+    return config
+
+
+def _expected(exc) -> tuple[str, str]:
+    """What a jsonschema error expected, and the fix, in words."""
+    kind, bound = exc.validator, exc.validator_value
+    key = ".".join(str(p) for p in exc.absolute_path)
+    if kind == "type":
+        types = bound if isinstance(bound, list) else [bound]
+        words = {"number": "a number", "integer": "a whole number", "string": "a string", "boolean": "true or false",
+                 "array": "a list, e.g. [0.5]", "object": "a mapping of keys", "null": "null"}
+        return " or ".join(words.get(t, t) for t in types), f"write {key} as {words.get(types[0], types[0])}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
+        return f"a value {op} {bound}", f"set {key} {op} {bound}"
+    if kind == "enum":
+        return f"one of {bound}", f"use one of {', '.join(map(str, bound))}"
+    if kind == "minItems":
+        return f"at least {bound} item{'s' * (bound != 1)}", f"give {key} at least {bound} value{'s' * (bound != 1)}"
+    if kind == "maxItems":
+        return f"at most {bound} items", f"give {key} at most {bound} values"
+    if kind == "uniqueItems":
+        return "distinct values", f"remove the repeated values from {key}"
+    if kind == "required":
+        return f"the keys {bound}", "add the missing key"
+    if kind in ("oneOf", "anyOf"):
+        return "one of the forms its description lists", "see its description in vaepipe/schemas/config.schema.yaml"
+    return exc.message, "see its description in vaepipe/schemas/config.schema.yaml"
+
+
+def schema_error(exc) -> ValueError:
+    """A jsonschema ValidationError as the project's one-line config error: key, value, expected, fix."""
+    key = ".".join(str(p) for p in exc.absolute_path)
+    if exc.validator == "additionalProperties":
+        known = sorted(exc.schema.get("properties", {}))
+        unknown = sorted(set(exc.instance) - set(known))
+        close = difflib.get_close_matches(unknown[0], known, 1)
+        name = f"{key}.{unknown[0]}" if key else unknown[0]
+        where = f"of {key}" if key else "at the top level"
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return ValueError(f"config key {name} is unknown: expected one of the keys {where}: {', '.join(known)}; "
+                          f"fix: {hint}correct the spelling or remove the key")
+    expected, fix = _expected(exc)
+    return _fail(key or "<top level>", exc.instance, expected, fix)
+
+
+def apply_schema(config: dict, schema_path: str | Path | None = None, *, in_place: bool = False) -> dict:
+    """Validate ``config`` against the schema and return it with every default filled in (a copy, unless
+    ``in_place``). Strings that are YAML 1.2 numbers become numbers first (:func:`coerce_numbers`).
+
+    Raises ValueError naming the offending key, the value, what is expected and the fix (the same checks
+    snakemake.utils.validate makes, with the project's messages).
     """
     import jsonschema
 
-    filled = copy.deepcopy(config) if config is not None else {}
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise _fail("<top level>", type(config).__name__, "a mapping of config keys", "write key: value lines")
+    filled = config if in_place else copy.deepcopy(config)
+    coerce_numbers(filled, schema_path)
     validator = _validator_with_defaults(load_schema(schema_path))
-    try:
-        validator.validate(filled)
-    except jsonschema.ValidationError as exc:
-        key = ".".join(str(p) for p in exc.absolute_path) or "<top level>"
-        raise ValueError(
-            f"config key {key}: {exc.message}; fix: see the key's description in "
-            f"vaepipe/schemas/config.schema.yaml") from None
+    error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
+    if error is not None:
+        raise schema_error(error) from None
     return filled
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A YAML config file as a dict; ValueError with the file, line and column of a syntax error, or for a file
+    that is empty or not a mapping of keys (Snakemake's own loader says only "not valid JSON or YAML")."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    fix = "write one key: value per line, nested keys indented by spaces (no tabs), as in config.yaml"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"config file {path}{where}: {problem}; expected YAML; fix: {fix}") from None
+    if raw is None:
+        raise ValueError(f"config file {path} is empty; expected a mapping of config keys; fix: {fix}, or leave "
+                         f"the file out")
+    if not isinstance(raw, dict):
+        raise ValueError(f"config file {path}: its top level is a {type(raw).__name__}; expected a mapping of "
+                         f"config keys; fix: {fix}")
+    return raw
+
+
+def prepare_config(config: dict, schema_path: str | Path | None = None) -> dict:
+    """What the workflow does with its config before any job, in place: YAML 1.2 numbers, the schema's
+    defaults and checks, whole numbers as floats for float keys, then :func:`check_config`. Returns it."""
+    apply_schema(config, schema_path, in_place=True)
+    normalize_numbers(config, schema_path)
+    return check_config(config)
 
 
 def normalize_numbers(config: dict, schema_path: str | Path | None = None) -> dict:
@@ -152,13 +266,7 @@ def normalize_numbers(config: dict, schema_path: str | Path | None = None) -> di
 
 def load_config(path: str | Path, schema_path: str | Path | None = None) -> dict:
     """Read a YAML config, fill in the schema defaults, run :func:`check_config`; return the full config."""
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"config file {path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    config = normalize_numbers(apply_schema(raw, schema_path), schema_path)
-    check_config(config)
-    return config
+    return prepare_config(read_config_file(path), schema_path)
 
 
 # --------------------------------------------------------------------------- semantic checks
@@ -222,9 +330,62 @@ def check_config(config: dict) -> dict:
                     "lower sampling.samples_per_chain or sampling.chains")
 
     _check_features(config, box_length, dim, boundary)
+    _check_models(config, n, box_length, dim)
     _check_analysis(config, gammas, boundary)
     _check_minimization(config, gammas, boundary)
     return config
+
+
+#: Densest packing fraction of equal spheres (3-D, Kepler) and discs (2-D, hexagonal).
+_PACKING = {2: math.pi / (2 * math.sqrt(3)), 3: math.pi / (3 * math.sqrt(2))}
+
+
+def _max_min_distance(n: int, box_length: float, dim: int) -> float:
+    """Largest distance d that n points in a box of side L can all keep from each other, bounded from above: n
+    spheres of diameter d, centres in the box, fill at most the densest packing of the box grown by d; and no
+    pair is farther apart than the box's diagonal."""
+    ball = math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) / 2**dim  # volume of a sphere of diameter 1
+    # n * ball * d^dim <= packing * (L + d)^dim  <=>  d / (L + d) <= (packing / (n * ball))^(1/dim)
+    ratio = (_PACKING[dim] / (n * ball)) ** (1 / dim)
+    diagonal = box_length * math.sqrt(dim)
+    return diagonal if ratio >= 1 else min(diagonal, ratio * box_length / (1 - ratio))
+
+
+def _check_models(config: dict, n: int, box_length: float, dim: int) -> None:
+    """Pooling blocks that the grids can take; excluded-volume distances that n particles can keep in the box;
+    a decoder projection that makes what it decodes valid."""
+    from vaepipe import features
+
+    trained = _get(config, "vae.representations")
+    sides = {"voxel": features.num_cells(box_length, _get(config, "features.voxel.voxel_size"))}
+    if _get(config, "vae.distance.architecture") == "conv":
+        anchors = features.box_anchors(box_length, dim, _get(config, "features.distance.anchors"))
+        sides["distance"] = n + len(anchors)
+    for representation, side in sides.items():
+        if representation not in trained:
+            continue
+        key = f"vae.{representation}.filters"
+        filters = _get(config, key)
+        most = max(1, math.ceil(math.log2(side)))
+        if len(filters) > most:
+            raise _fail(key, filters, f"at most {most} blocks for a side of {side}: each block halves it "
+                        f"({side} -> {math.ceil(side / 2 ** most)} after {most}), and more blocks pool padding up "
+                        f"to a {2 ** len(filters)}-wide decoder output", f"give {key} at most {most} values")
+    limit = _max_min_distance(n, box_length, dim)
+    keys = ["reconstruction.min_distance"] + (["vae.particles.min_distance"] if "particles" in trained else [])
+    for key in keys:
+        value = _get(config, key)
+        if value > limit:
+            raise _fail(key, value, f"a distance that {n} particles can keep from each other in a box of side "
+                        f"{box_length:g} sigma (at most {limit:.3g} sigma at the densest packing)",
+                        f"lower {key}, e.g. 0.8 sigma")
+    if "particles" in trained:
+        projection, valid = _get(config, "vae.particles.min_distance"), _get(config, "reconstruction.min_distance")
+        if projection < valid:
+            raise _fail("vae.particles.min_distance", projection, f"at least reconstruction.min_distance={valid!r}: "
+                        f"the decoder pushes pairs apart to this distance, and a configuration is valid only with "
+                        f"every pair at reconstruction.min_distance or more",
+                        f"raise vae.particles.min_distance to {valid!r} or more, or lower reconstruction.min_distance")
 
 
 def _check_minimization(config: dict, gammas, boundary: str) -> None:

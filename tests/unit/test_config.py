@@ -119,7 +119,7 @@ def test_periodic_bulk_config_is_accepted(defaults):
 
 
 SCHEMA_ERRORS = [
-    ({"system": {"n_particle": 30}}, "system", "n_particle"),
+    ({"system": {"n_particle": 30}}, "system.n_particle", "did you mean 'n_particles'"),
     ({"sampling": {"mode": "sometimes"}}, "sampling.mode", "sometimes"),
     ({"system": {"dim": 4}}, "system.dim", "4"),
     ({"state_points": {"gamma": [0.5, -1.0]}}, "state_points.gamma.1", "-1.0"),
@@ -129,15 +129,19 @@ SCHEMA_ERRORS = [
     ({"seed": -3}, "seed", "-3"),
     ({"seed": 1.5}, "seed", "1.5"),
     ({"sampling": {"chains": True}}, "sampling.chains", "True"),
-    ({"extra": 1}, "<top level>", "extra"),
+    ({"extra": 1}, "extra", "at the top level"),
+    ({"state_points": {"gamma": 0.5}}, "state_points.gamma", "a list"),
+    ({"features": {"voxel": {"method": "gauss"}}}, "features.voxel.method", "one of ['count', 'gaussian']"),
 ]
 
 
 @pytest.mark.parametrize("raw, key, value", SCHEMA_ERRORS)
 def test_schema_errors_name_the_key(raw, key, value):
-    with pytest.raises(ValueError, match=rf"config key {key}:") as info:
+    """One line each, in the project's own words (not jsonschema's dump): the key, the value, what is expected
+    and the fix."""
+    with pytest.raises(ValueError, match=rf"^config key {re.escape(key)}(=| is unknown).*; fix: ") as info:
         vconfig.apply_schema(raw, SCHEMA)
-    assert value in str(info.value)
+    assert value in str(info.value) and "\n" not in str(info.value)
 
 
 def test_load_config_reads_override_file(tmp_path):
@@ -192,22 +196,57 @@ def test_non_canonical_names_are_rejected(name):
         vconfig.parse_state_name(name)
 
 
+def _snakemake_dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess:
+    extra = [a for path in configfiles for a in ("--configfile", str(path))]
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(workdir), *extra], capture_output=True, text=True, timeout=300)
+
+
+def _error_lines(text: str) -> list[str]:
+    """The lines of a failed parse that are not Snakemake's preamble nor its one-line traceback."""
+    preamble = ("Using workflow", "Creating specified working directory", "  File ")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith(preamble)]
+
+
 @pytest.mark.parametrize("override, key", [
     ("system:\n  n_particles: 5000\n", "system.n_particles"),
-    ("system:\n  n_particle: 30\n", "n_particle"),
+    ("system:\n  n_particle: 30\n", "system.n_particle"),
     ("system:\n  boundary: periodic\n  cutoff: 2.0\n", "state_points.gamma"),
+    ("features:\n  voxel: {voxel_size: 0.005}\n", "features.voxel.voxel_size"),
+    ("analysis: {knn_neighbors: 100000}\n", "analysis.knn_neighbors"),
+    ("preliminary: {sweeps: 1e12}\n", "preliminary.sweeps"),
 ])
 def test_bad_config_stops_snakemake_before_any_job(tmp_path, override, key):
     (tmp_path / "bad.yaml").write_text(override)
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path / "work"), "--configfile", str(tmp_path / "bad.yaml")],
-        capture_output=True, text=True, timeout=300)
+    proc = _snakemake_dry_run(tmp_path / "work", tmp_path / "bad.yaml")
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text
-    assert key in text
     assert "Job stats" not in text  # failed while parsing, no job was even planned
     assert not (tmp_path / "work" / "results").exists()
+    # Snakemake's header line, then the project's one-line message: no jsonschema dump
+    header, message = _error_lines(text)
+    assert header.startswith("WorkflowError in file"), text
+    assert message.startswith(f"config key {key}") and "; fix: " in message, text
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "config.yaml is empty"),
+    ("- 1\n- 2\n", "its top level is a list"),
+    ("seed: 3\nsystem:\n  n_particles: [30\n", "config.yaml, line 4, column 1"),
+])
+def test_broken_config_yaml_names_the_file_and_line(tmp_path, content, problem):
+    """Snakemake's own loader says only "not valid JSON or YAML" (it reads the files given with --configfile
+    before the workflow starts: `python -m vaepipe.plan FILE` gives their line); the workflow reads config.yaml
+    first, for the line."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(content)
+    proc = _snakemake_dry_run(work)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not (work / "results").exists(), text
+    header, message = _error_lines(text)
+    assert problem in message and "; fix: " in message, text
 
 
 def test_whole_numbers_in_float_keys_become_floats(tmp_path):

@@ -15,8 +15,8 @@ PACKAGE = REPO / "vaepipe"
 # floor below, never one above.
 FLOORS = [
     ("stages", lambda m: m.startswith("vaepipe.stages")),
-    ("learning and sampling", lambda m: m in {"vaepipe.training", "vaepipe.datasets", "vaepipe.sampling",
-                                              "vaepipe.preliminary", "vaepipe.latent_descent"}),
+    ("learning and sampling", lambda m: m in {"vaepipe.training", "vaepipe.datasets", "vaepipe.plan",
+                                              "vaepipe.sampling", "vaepipe.preliminary", "vaepipe.latent_descent"}),
     ("leaves", lambda m: m.split(".")[1] in {"io", "plots", "representations", "models", "config"}),
     ("algorithms", lambda m: m in {"vaepipe.decorrelation", "vaepipe.reconstruct", "vaepipe.analysis",
                                    "vaepipe.structure", "vaepipe.profiles", "vaepipe.features", "vaepipe.gaussfit",

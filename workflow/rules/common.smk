@@ -1,15 +1,13 @@
 # Helpers shared by all stages (state points, wildcard constraints, code digests, per-rule parameters).
-import math
 import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from vaepipe._build import code_digest as closure_digest
-from vaepipe.datasets import training_memory_mb
+from vaepipe import plan
 from vaepipe.config import heldout_state_points, state_points, transfer_state_points
-from vaepipe.features import CHUNK_BYTES
-from vaepipe.representations import REPRESENTATIONS, canonical_params, feature_shape
+from vaepipe.representations import REPRESENTATIONS, canonical_params
 
 # {name: {"gamma": g, "temperature": t}}, e.g. "gamma0.5_T1"; naming documented in vaepipe/config.py.
 TRAIN_STATES = state_points(config)
@@ -99,31 +97,17 @@ def sampling_outputs():
 
 def samples_per_state():
     """Configurations stored per state point."""
-    return config["sampling"]["chains"] * config["sampling"]["samples_per_chain"]
-
-
-def positions_bytes():
-    """Bytes of one state point's positions array (float64)."""
-    system = config["system"]
-    return samples_per_state() * system["n_particles"] * system["dim"] * 8
-
-
-def feature_bytes(representation):
-    """Bytes of one sample's float32 features of a representation."""
-    system = config["system"]
-    shape = feature_shape(
-        representation,
-        config["features"][representation],
-        system["n_particles"],
-        system["dim"],
-        system["box_length"],
-    )
-    return 4 * math.prod(shape)
+    return plan.samples_per_state(config)
 
 
 def sample_mem_mb(wildcards):
-    """Memory of a sample job in MB: the positions array a few times over, plus the interpreter."""
-    return 1000 + 4 * positions_bytes() // 1_000_000
+    """Memory of a sample job in MB (vaepipe.plan, which checks every request against its cap)."""
+    return plan.sample_mem_mb(config)
+
+
+def preliminary_mem_mb(wildcards):
+    """Memory of a preliminary job in MB: grows with the trace of preliminary.sweeps (vaepipe.plan)."""
+    return plan.preliminary_mem_mb(config)
 
 
 def feature_params(wildcards):
@@ -147,10 +131,8 @@ def feature_outputs():
 
 
 def featurize_mem_mb(wildcards):
-    """Memory of a featurize job in MB: the samples, the float32 features twice over (array and HDF5 write),
-    one chunk of float64 working memory, plus the interpreter."""
-    features = samples_per_state() * feature_bytes(wildcards.representation)
-    return 1000 + (2 * positions_bytes() + 2 * features + 2 * CHUNK_BYTES) // 1_000_000
+    """Memory of a featurize job in MB (vaepipe.plan.featurize_mem_mb)."""
+    return plan.featurize_mem_mb(config, wildcards.representation)
 
 
 TRAINED = config["vae"]["representations"]
@@ -180,20 +162,10 @@ def model_params(wildcards):
 
 
 def learning_mem_mb(representation, stream="never"):
-    """Memory of a job that reads a representation's features and runs TensorFlow, in MB: TensorFlow itself
-    (about 1.5 GB), the float32 features (a few times over in memory; two windows when streamed, vae.stream),
-    plus the activations of one batch, generously (vaepipe.datasets.training_memory_mb).
+    """Memory of a job that reads a representation's features and runs TensorFlow, in MB: TensorFlow, the
+    features (in memory, or two windows when streamed, vae.stream) and one batch's activations (vaepipe.plan).
     """
-    num = len(STATES) * samples_per_state()
-    vae = config["vae"]
-    train_share = 1 - vae["validation_fraction"] - vae["test_fraction"]
-    return training_memory_mb(
-        num,
-        int(train_share * len(TRAIN_STATES) * samples_per_state()),
-        feature_bytes(representation),
-        vae[representation]["batch_size"],
-        stream,
-    )
+    return plan.learning_mem_mb(config, representation, stream)
 
 
 def train_mem_mb(wildcards):

@@ -20,7 +20,7 @@ rule preliminary:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=preliminary_mem_mb,
         runtime=30,
     params:
         seed=config["seed"],
