@@ -223,6 +223,14 @@ def test_provenance_record():
     assert prov["vaepipe_version"] == vaepipe.__version__
     assert isinstance(prov["git_commit"], str)
     assert "simd_level" not in prov  # every kernel gives the same bits: files must not depend on it
+    # byte-identical output depends on these libraries' versions, so every file records them
+    import h5py as h5py_module
+    import scipy
+
+    versions = prov["library_versions"]
+    assert sorted(versions) == ["h5py", "keras", "numpy", "scipy", "tensorflow"]
+    assert versions["numpy"] == np.__version__ and versions["scipy"] == scipy.__version__
+    assert versions["h5py"] == h5py_module.__version__ and versions["keras"] and versions["tensorflow"]
     json.dumps(prov)
 
 
@@ -240,3 +248,20 @@ def test_git_commit_is_the_workflow_directorys(tmp_path, monkeypatch):
     assert io.git_commit() == io.git_commit(str(Path(vaepipe.__file__).parent))
     monkeypatch.setenv("VAEPIPE_WORKFLOW_DIR", str(tmp_path))
     assert io.git_commit() == head
+
+
+def test_summary_writes_nan_as_null_and_reads_both_spellings(tmp_path):
+    """results/summary.json is strict JSON (NaN written as null, as every other JSON file of the pipeline), and
+    the reader gives NaN back for null and for the bare NaN of files written before."""
+    from vaepipe.io.summary import read_summary, write_summary
+
+    path = write_summary(tmp_path / "summary.json", {"a.b": 1.5, "c.d": math.nan}, {"seed": 1, "x": math.nan})
+    text = path.read_text()
+    assert "NaN" not in text
+    data = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
+    assert data["c.d"] is None and data["a.b"] == 1.5 and data["provenance"]["x"] is None
+    back = read_summary(path)
+    assert back["a.b"] == 1.5 and math.isnan(back["c.d"])
+    old = tmp_path / "old.json"
+    old.write_text(text.replace("null", "NaN"))
+    assert math.isnan(read_summary(old)["c.d"])

@@ -38,8 +38,29 @@ def _git_describe(directory: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+#: The libraries whose versions byte-identical output depends on (float formatting, HDF5 layout, kernels), as
+#: recorded in every file's provenance.
+RECORDED_LIBRARIES = ("numpy", "scipy", "h5py", "tensorflow", "keras")
+
+
+@lru_cache(maxsize=None)
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`RECORDED_LIBRARIES` (None when one is not installed), read from the package
+    metadata without importing them (TensorFlow takes seconds to import)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in RECORDED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def provenance(params: Mapping[str, Any], seed: np.random.SeedSequence | None = None) -> dict:
-    """Provenance record of an output: the rule's parameters, the derived seed, version and commit.
+    """Provenance record of an output: the rule's parameters, the derived seed, version and commit, and the
+    versions of the libraries the bytes depend on (:func:`library_versions`).
 
     The SIMD kernel is deliberately not recorded in files (every kernel gives the same bits, so the files do
     not depend on it); the job logs name it.
@@ -51,4 +72,5 @@ def provenance(params: Mapping[str, Any], seed: np.random.SeedSequence | None = 
         "seed": seed_provenance(seed) if seed is not None else None,
         "vaepipe_version": _version(),
         "git_commit": git_commit(),
+        "library_versions": dict(library_versions()),
     }

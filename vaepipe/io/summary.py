@@ -4,6 +4,7 @@ tab-separated copy for the report."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -93,27 +94,30 @@ SUMMARY_DESCRIPTIONS = {
 
 
 def write_summary(path: str | Path, summary: Mapping[str, float], provenance_record: Mapping[str, Any]) -> Path:
-    """Write results/summary.json atomically: the flat ``{key: float}`` summary, NaN written as ``NaN`` (what
-    Python's json, pandas and jq >= 1.7 read back as NaN), plus ``file_format`` and ``provenance``."""
+    """Write results/summary.json atomically: the flat ``{key: float}`` summary, NaN (a quantity that does not
+    apply) written as ``null`` as in every other JSON file of the pipeline (bare ``NaN`` is not JSON: jq < 1.7 and
+    strict parsers refuse it), plus ``file_format`` and ``provenance``."""
     values = {}
     for key, value in summary.items():
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise ValueError(f"summary key {key} = {value!r}: expected a number (NaN where it does not apply)")
         values[key] = float(value)
-    record = {**values, "file_format": SUMMARY_FORMAT, "provenance": _jsonable(provenance_record)}
-    text = json.dumps(record, sort_keys=True, indent=2, allow_nan=True) + "\n"
+    record = _jsonable({**values, "file_format": SUMMARY_FORMAT, "provenance": provenance_record})
+    text = json.dumps(record, sort_keys=True, indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
 def read_summary(path: str | Path) -> dict:
-    """Read results/summary.json: the numbers as floats (NaN included), with ``provenance`` and ``file_format``."""
+    """Read results/summary.json: the numbers as floats (``null`` read as NaN, and so is the bare ``NaN`` that
+    files written before vaepipe 0.1's operations work hold), with ``provenance`` and ``file_format``."""
     data = read_json(path)
     if data.get("file_format") != SUMMARY_FORMAT:
         raise ValueError(f"{path} is not a vaepipe summary (file_format {data.get('file_format')!r}, expected "
                          f"{SUMMARY_FORMAT!r}); produce it with the workflow's summary rule")
-    return data
+    return {key: (math.nan if value is None else value) if key not in ("provenance", "file_format") else value
+            for key, value in data.items()}
 
 
 def write_summary_table(path: str | Path, summary: Mapping[str, float],
