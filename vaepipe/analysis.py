@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vaepipe._validate import error
+from vaepipe._validate import error, positive_int
 
 __all__ = [
     "PCAPlane",
@@ -88,17 +88,31 @@ def _folds(labels: np.ndarray, folds: int, seed: int):
     return StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(seed)), folds
 
 
+def _check_neighbors(neighbors, labels: np.ndarray, splitter, folds: int) -> int:
+    """k itself, or the ValueError of a k that the smallest training fold cannot serve: each fold's classifier
+    sees only its training samples, and k-NN with more neighbours than those scores NaN."""
+    neighbors = positive_int("neighbors", neighbors)
+    train = min(len(rows) for rows, _ in splitter.split(np.zeros((labels.size, 1)), labels))
+    if neighbors > train:
+        raise error("neighbors", neighbors, f"at most {train}, the samples of the smallest training fold of "
+                    f"{folds}-fold cross-validation on {labels.size} samples (k-NN needs k <= its training samples)",
+                    f"pass neighbors <= {train} (config analysis.knn_neighbors), or sample more")
+    return neighbors
+
+
 def knn_accuracy(features, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """Cross-validated accuracy (mean, std over folds) of a k-nearest-neighbour classifier of gamma (Euclidean
-    distance; stratified folds shuffled with ``seed``). features : (S, D), or (S,) for one statistic."""
+    distance; stratified folds shuffled with ``seed``). features : (S, D), or (S,) for one statistic.
+    ValueError when ``neighbors`` exceeds the samples of a training fold."""
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
     x = np.asarray(features, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
     labels = np.unique(np.asarray(gamma, dtype=np.float64), return_inverse=True)[1]
-    splitter, _ = _folds(labels, folds, seed)
-    scores = cross_val_score(KNeighborsClassifier(n_neighbors=int(neighbors)), x, labels, cv=splitter)
+    splitter, used_folds = _folds(labels, folds, seed)
+    neighbors = _check_neighbors(neighbors, labels, splitter, used_folds)
+    scores = cross_val_score(KNeighborsClassifier(n_neighbors=neighbors), x, labels, cv=splitter)
     return float(scores.mean()), float(scores.std())
 
 
@@ -136,7 +150,7 @@ def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0
     Returns ``silhouette`` (in [-1, 1], Euclidean, gamma as the cluster label; NaN with one gamma),
     ``knn_accuracy`` and ``knn_accuracy_std`` (k-nearest neighbours, stratified ``folds``-fold cross-validation,
     shuffled with ``seed``), ``chance`` (share of the most common gamma: what always guessing it scores),
-    ``num_gammas`` and ``num_samples``.
+    ``num_gammas`` and ``num_samples``. ValueError when ``neighbors`` exceeds the samples of a training fold.
     """
     from sklearn.metrics import silhouette_score
 
@@ -150,6 +164,7 @@ def gamma_clustering(z, gamma, neighbors: int = 5, folds: int = 5, seed: int = 0
     if values.size < 2:
         out.update(silhouette=math.nan, knn_accuracy=math.nan, knn_accuracy_std=math.nan)
         return out
+    _check_neighbors(neighbors, labels, *_folds(labels, folds, seed))  # before the silhouette's O(S^2)
     out["silhouette"] = float(silhouette_score(z, labels))
     mean, std = knn_accuracy(z, gamma, neighbors, folds, seed)
     out.update(knn_accuracy=mean, knn_accuracy_std=std, folds=_folds(labels, folds, seed)[1],

@@ -22,8 +22,9 @@ from vaepipe._compiled import core
 def checked_batch(positions, box_length, gamma=0.0, boundary="reflect", cutoff=None, tail_correction=False):
     """(batch (S, N, dim) float64 C-contiguous, single, system): positions (N, dim) or (S, N, dim) checked to be
     finite and inside the box, and the system's parameters checked and normalised (:func:`check_system`);
-    ``single`` says the input was one configuration. Raises ValueError naming what is wrong."""
-    arr = np.asarray(positions, dtype=np.float64)
+    ``single`` says the input was one configuration. Raises ValueError naming what is wrong (TypeError for complex
+    positions)."""
+    arr = _validate.float_array("positions", positions)
     dim = arr.shape[-1] if arr.ndim in (2, 3) else None
     if dim not in (2, 3):
         _validate.fail("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
-from vaepipe._validate import error
+from vaepipe._validate import error, float_array, not_complex
 from vaepipe.boundary import check_boundary, periodic_axes
 
 __all__ = [
@@ -79,7 +79,9 @@ def _boundary(value: Any) -> str:
 
 
 def _positions(positions: Any, box_length: float) -> tuple[np.ndarray, bool]:
-    """(S, N, dim) float64 view of checked positions, and whether a single (N, dim) configuration was given."""
+    """(S, N, dim) float64 view of checked positions, and whether a single (N, dim) configuration was given.
+    Complex positions are a TypeError (numpy would drop the imaginary part)."""
+    positions = not_complex("positions", positions)
     try:
         arr = np.asarray(positions, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -262,7 +264,7 @@ def sort_by_origin_distance(positions) -> tuple[np.ndarray, np.ndarray]:
     permutation (N,) or (S, N) with ``sorted_positions = positions[order]`` (per configuration:
     ``np.take_along_axis(positions, order[..., None], axis=-2)``).
     """
-    arr = np.asarray(positions, dtype=np.float64)
+    arr = float_array("positions", positions)
     if arr.ndim not in (2, 3) or arr.shape[-1] not in (2, 3):
         raise error("positions", f"<array of shape {arr.shape}>", "shape (N, dim) or (S, N, dim) with dim 2 or 3")
     if arr.size and not np.all(np.isfinite(arr)):
@@ -332,10 +334,16 @@ def distance_matrix(positions, box_length: float, anchors=None, boundary: str = 
     num, n_particles, dim = arr.shape
     if anchors is None:
         anchors = np.zeros((0, dim))
-    anchors = np.asarray(anchors, dtype=np.float64)
+    anchors = float_array("anchors", anchors)
     if anchors.ndim != 2 or anchors.shape[1] != dim:
         raise error("anchors", f"<array of shape {anchors.shape}>", f"shape (A, {dim}) to match the positions",
                     "build them with box_anchors(box_length, dim, spec)")
+    outside = ~(np.isfinite(anchors) & (anchors >= 0.0) & (anchors <= box_length)).all(axis=1)
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise error("anchors", f"<{anchors.shape[0]} point(s), {int(outside.sum())} not inside the box; anchor {first} "
+                    f"at {anchors[first].tolist()}>", f"finite points inside the box [0, box_length={box_length:g}]"
+                    f"^{dim} (sigma), like the positions", "build them with box_anchors(box_length, dim, spec)")
     sorted_positions, order = sort_by_origin_distance(arr)
     size = n_particles + anchors.shape[0]
     periodic = np.zeros(dim, dtype=bool)

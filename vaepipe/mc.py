@@ -31,6 +31,11 @@ __all__ = ["Sampler", "simd_level", "seed_state"]
 # About this many trial moves between returns to Python (0.05-0.5 s): often enough for Ctrl-C and progress.
 _MOVES_PER_CHUNK = 2_000_000
 
+#: The largest energy trace :meth:`Sampler.run_trace` records, in bytes (8 per recorded sweep): 1 GiB, 134 million
+#: records. Its chunks and their concatenation hold up to twice that at the end; a longer run records less often
+#: (a larger ``every``) or runs in pieces.
+MAX_TRACE_BYTES = 2**30
+
 NEIGHBOR_MODES = ("auto", "on", "off")
 
 
@@ -154,11 +159,18 @@ class Sampler:
     def run_trace(self, sweeps: int, every: int = 1, progress: bool | str = False) -> np.ndarray:
         """Run ``sweeps`` sweeps, recording the total energy / eps after every ``every`` sweeps.
 
-        Returns an array of shape (sweeps // every,).
+        Returns an array of shape (sweeps // every,). ``sweeps`` is a positive integer; a trace of more than
+        :data:`MAX_TRACE_BYTES` (8 bytes a record) is refused before anything runs.
         """
-        sweeps = _validate.nonnegative_int("sweeps", sweeps)
+        sweeps = _validate.positive_int("sweeps", sweeps)
         every = _validate.positive_int("every", every)
         records = sweeps // every
+        if records * 8 > MAX_TRACE_BYTES:
+            max_records = MAX_TRACE_BYTES // 8
+            _validate.fail("sweeps", sweeps, f"at most {max_records} recorded sweeps (MAX_TRACE_BYTES = "
+                           f"{MAX_TRACE_BYTES} bytes at 8 bytes each), but sweeps // every = {records} records would "
+                           f"take {records * 8:.3g} bytes",
+                           f"record less often (every >= {-(-sweeps // max_records)}) or run in pieces")
         per_chunk = max(1, self._chunk_sweeps() // every)
         parts = []
         with _progress(progress, sweeps, "sweeps") as bar:
@@ -302,8 +314,11 @@ class Sampler:
         if not isinstance(state, dict) or required - set(state):
             missing = sorted(required - set(state)) if isinstance(state, dict) else sorted(required)
             _validate.fail("state", f"<{type(state).__name__} without {missing}>", "a dict from Sampler.get_state()")
-        positions = _validate.positions(state["positions"], self.box_length, self.dim, self.n_particles)
+        positions = _validate.positions(state["positions"], self.box_length, self.dim, self.n_particles,
+                                        name="state['positions']")
         step_size = _validate.positive_float("state['step_size']", state["step_size"], "sigma")
+        if step_size > self.box_length / 2:
+            _validate.fail("state['step_size']", step_size, f"at most box_length/2 = {self.box_length / 2:g} sigma")
         raw_energy = _validate.finite_float("state['raw_energy']", state["raw_energy"], "eps")
         rng = np.asarray(state["rng_state"])
         if rng.shape != (4,) or not np.issubdtype(rng.dtype, np.integer) or rng.min() < 0 or not rng.any():
@@ -312,7 +327,11 @@ class Sampler:
                                               else state[k]) for k in ("attempted", "accepted")]
         reference = state.get("neighbor_reference")
         if reference is not None:
-            reference = _validate.positions(reference, self.box_length, self.dim, self.n_particles)
+            # The neighbour list's per-particle reference positions: one point per particle, like positions.
+            reference = _validate.positions(reference, self.box_length, self.dim, self.n_particles,
+                                            name="state['neighbor_reference']",
+                                            fix="pass get_state()['neighbor_reference'] of a sampler with the same "
+                                                "system, or None to rebuild the list")
         self._cpp_obj.positions = positions
         self.step_size = step_size
         self._cpp_obj.raw_energy = raw_energy

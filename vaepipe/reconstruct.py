@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vaepipe._validate import error
+from vaepipe._validate import error, float_array
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
@@ -44,16 +44,37 @@ __all__ = [
 
 
 
-def _batch(array, name: str, ndim: int, what: str) -> tuple[np.ndarray, bool]:
-    """float64 array with a leading batch axis, and whether the input lacked it."""
-    arr = np.asarray(array, dtype=np.float64)
-    if arr.ndim == ndim - 1:
-        return arr[None], True
-    if arr.ndim != ndim:
+def _batch(array, name: str, ndim: int, what: str, unit: str = "values in sigma") -> tuple[np.ndarray, bool]:
+    """float64 array with a leading batch axis, and whether the input lacked it; finite, or a ValueError naming
+    the first samples and entries that are not (``unit`` says what was expected: "distances in sigma")."""
+    arr = float_array(name, array)
+    single = arr.ndim == ndim - 1
+    if single:
+        arr = arr[None]
+    elif arr.ndim != ndim:
         raise error(name, f"<array of shape {arr.shape}>", what)
-    if arr.size and not np.all(np.isfinite(arr)):
-        raise error(name, "<array with NaN or inf>", "finite values")
-    return arr, False
+    if arr.size and not np.isfinite(arr).all():
+        raise _not_finite(name, arr, single, unit)
+    return arr, single
+
+
+def _not_finite(name: str, arr: np.ndarray, single: bool, unit: str) -> ValueError:
+    """The error of a batch (S, ...) with NaN or inf: the first bad samples and the first bad entries of the first."""
+    bad = ~np.isfinite(arr)
+    samples = np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1))
+    first = int(samples[0])
+    entries = ", ".join(str(tuple(int(i) for i in e)) for e in np.argwhere(bad[first])[:3])
+    more = ", ..." if bad[first].sum() > 3 else ""
+    if single:
+        where = f"entries {entries}{more}"
+        fix = f"repair or drop those entries of {name} first"
+    else:
+        others = "" if samples.size == 1 else f" and {samples.size - 1} more sample(s): {samples[1:4].tolist()}" + (
+            "..." if samples.size > 4 else "")
+        where = f"sample {first} (entries {entries}{more}){others}"
+        fix = f"drop or repair sample {first} first"
+    return error(name, f"<array of shape {arr.shape[1:] if single else arr.shape} with NaN or inf at {where}>",
+                 f"finite {unit}", fix)
 
 
 def _dim(dim) -> int:
@@ -97,7 +118,7 @@ def classical_mds(distance_matrices, dim: int = 3, return_info: bool = False):
     All S matrices go through one batched eigendecomposition.
     """
     dim = _dim(dim)
-    d, single = _batch(distance_matrices, "distance_matrices", 3, "shape (S, M, M) or (M, M)")
+    d, single = _batch(distance_matrices, "distance_matrices", 3, "shape (S, M, M) or (M, M)", "distances in sigma")
     if d.shape[-1] != d.shape[-2]:
         raise error("distance_matrices", f"<array of shape {d.shape}>", "square matrices (M, M)")
     if d.shape[-1] < dim + 1:
@@ -334,7 +355,7 @@ def repair_overlaps(positions, box_length: float, min_distance: float = 0.8, max
     positions : (S, N, dim) or (N, dim), sigma. Returns ``(repaired, displacement, steps)``: positions of the same
     shape, the mean displacement per particle (sigma, (S,) or float, over all N particles) and the steps taken.
     """
-    x, single = _batch(positions, "positions", 3, "shape (S, N, dim) or (N, dim)")
+    x, single = _batch(positions, "positions", 3, "shape (S, N, dim) or (N, dim)", "coordinates in sigma")
     if not (np.isfinite(box_length) and box_length > 0):
         raise error("box_length", repr(box_length), "a positive length in sigma")
     if not (0 < min_distance < box_length):

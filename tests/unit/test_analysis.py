@@ -108,7 +108,7 @@ def test_summary_has_every_contract_key_as_a_float_with_nan_where_missing(tmp_pa
     back = io.read_summary(path)
     assert math.isnan(back["anomaly.auc_overlap"]) and back["reconstruction.valid_fraction"] == 1.0
     assert back["provenance"]["seed"] == 1
-    assert "NaN" in path.read_text()  # the contract's NaN, not null
+    assert "NaN" not in path.read_text() and '"anomaly.auc_overlap": null' in path.read_text()  # DESIGN: null
     table = io.write_summary_table(tmp_path / "summary.tsv", summary).read_text().splitlines()
     assert table[0] == "quantity\tvalue\tmeaning" and len(table) == len(summary) + 1
     with pytest.raises(ValueError, match="expected a number"):

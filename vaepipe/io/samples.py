@@ -15,6 +15,7 @@ Preliminary summary, ``results/preliminary/{state}.json``: one JSON object, keys
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,6 +39,12 @@ from vaepipe.io._files import (
 
 
 SAMPLES_FORMAT = "vaepipe-samples-1"
+
+#: How far (relative to box_length) a stored coordinate may lie outside [0, L] and still count as inside. The
+#: sampler keeps every boundary's coordinates in the closed box [0, L] (a periodic axis in [0, L); a coordinate of
+#: exactly L there is the same point as 0, and the core accepts it), so this only forgives a rounding error in a
+#: file someone else wrote.
+BOX_TOLERANCE = 1e-9
 
 
 PRELIMINARY_FORMAT = "vaepipe-preliminary-1"
@@ -103,13 +110,50 @@ class Samples:
         return int(self.energy.shape[0])
 
 
+def _check_positions(positions: np.ndarray, attrs: Mapping[str, Any], where: str, fix: str) -> None:
+    """ValueError unless every coordinate is finite and inside the closed box [0, box_length] (within
+    :data:`BOX_TOLERANCE`): the first bad sample, particle and axis named, and ``where`` (the call or the file)
+    in front. One vectorised pass over the array, nothing when it is empty."""
+    try:
+        box_length = float(np.float64(attrs["box_length"]))  # as the file stores it
+    except (TypeError, ValueError):
+        box_length = math.nan
+    if not (math.isfinite(box_length) and box_length > 0):
+        raise ValueError(f"{where}: attrs box_length={attrs['box_length']!r} is invalid; expected a positive finite "
+                         f"length in sigma; {fix}")
+    if positions.size == 0:
+        return
+    finite = np.isfinite(positions)
+    if not finite.all():
+        sample, particle, axis = (int(i) for i in np.argwhere(~finite)[0])
+        count = int((~finite).reshape(positions.shape[0], -1).any(axis=1).sum())
+        raise ValueError(f"{where}: positions hold NaN or inf at sample {sample} (particle {particle}, axis {axis}; "
+                         f"{count} bad sample(s) of {positions.shape[0]}); expected finite coordinates in sigma; "
+                         f"{fix}")
+    tolerance = BOX_TOLERANCE * box_length
+    outside = (positions < -tolerance) | (positions > box_length + tolerance)
+    if outside.any():
+        sample, particle, axis = (int(i) for i in np.argwhere(outside)[0])
+        count = int(outside.reshape(positions.shape[0], -1).any(axis=1).sum())
+        value = float(positions[sample, particle, axis])
+        raise ValueError(f"{where}: positions[{sample}, {particle}, {axis}] = {value!r} lies outside the box "
+                         f"({count} bad sample(s) of {positions.shape[0]}, boundary {str(attrs.get('boundary'))!r}); "
+                         f"expected coordinates in [0, box_length={box_length:g}] sigma (tolerance "
+                         f"{tolerance:.3g}); {fix}")
+
+
 def write_samples(path: str | Path, positions, energy, chain, attrs: Mapping[str, Any]) -> Path:
     """Write a samples file atomically; see the module docstring for the layout.
 
     ``attrs`` must hold every contract attribute but ``vaepipe_version`` (filled in from ``vaepipe.__version__``
     when absent); ``cutoff`` may be None. Further attributes (provenance) are stored too: numbers and strings
-    as they are, dicts and lists as JSON strings.
+    as they are, dicts and lists as JSON strings. Positions must be finite and inside the closed box
+    [0, box_length] (to :data:`BOX_TOLERANCE`), or ValueError; complex positions are a TypeError.
     """
+    positions = np.asarray(positions)
+    if np.iscomplexobj(positions):  # numpy would drop the imaginary part with only a warning
+        raise TypeError(f"positions='<complex array of shape {positions.shape}>' is invalid: expected real numbers "
+                        f"(float64); fix: pass positions.real if the imaginary part is meant to be zero")
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     energy = np.ascontiguousarray(energy, dtype=np.float64)
     chain = np.ascontiguousarray(chain, dtype=np.int64)
@@ -128,6 +172,8 @@ def write_samples(path: str | Path, positions, energy, chain, attrs: Mapping[str
     if (n, dim) != (int(attrs["n_particles"]), int(attrs["dim"])):
         raise ValueError(f"positions {positions.shape} do not match attrs n_particles={attrs['n_particles']}, "
                          f"dim={attrs['dim']}")
+    _check_positions(positions, attrs, f"write_samples({str(path)!r})",
+                     "drop or repair those samples, or pass the box_length they were sampled in")
     values = {name: _attr_value(name, attrs[name], SAMPLES_ATTRS.get(name)) for name in sorted(attrs)}
 
     import h5py
@@ -142,10 +188,14 @@ def write_samples(path: str | Path, positions, energy, chain, attrs: Mapping[str
 
 
 def read_samples(path: str | Path) -> Samples:
-    """Read and check a samples file; ValueError saying what is wrong if it does not follow the layout."""
+    """Read and check a samples file; ValueError saying what is wrong if it does not follow the layout, or if its
+    positions are not finite or lie outside the box [0, box_length] (to :data:`BOX_TOLERANCE`)."""
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"read_samples: {path} is a directory; expected a samples .h5 file such as "
+                         f"results/samples/{{state}}.h5 (one per state point); pass the file's path")
     with _open_hdf5(path, "samples", "sample") as f:
         problems = []
         for name, ndim in (("positions", 3), ("energy", 1), ("chain", 1)):
@@ -172,6 +222,7 @@ def read_samples(path: str | Path) -> Samples:
     if (n, dim) != (attrs["n_particles"], attrs["dim"]):
         raise ValueError(f"{path}: positions {positions.shape} disagree with attrs n_particles="
                          f"{attrs['n_particles']}, dim={attrs['dim']}")
+    _check_positions(positions, attrs, str(path), "the file is damaged: delete it and rerun the sample rule")
     return Samples(positions=positions, energy=energy, chain=chain, attrs=attrs)
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
-
-from vaepipe._validate import error
+from vaepipe._validate import error, float_array
 from vaepipe.boundary import check_boundary
 from vaepipe.representations._base import FeatureSet, Representation
 from vaepipe.representations.coordinates import COORDINATES
@@ -68,7 +66,7 @@ def featurize(samples: Any, representation: str, params: Mapping[str, Any] | Non
                     "pass vaepipe.io.read_samples(path)")
     box_length = float(attrs["box_length"])
     boundary = check_boundary("boundary", str(attrs["boundary"]), "use the samples file's boundary attribute")
-    positions = np.asarray(samples.positions, dtype=np.float64)
+    positions = float_array("samples.positions", samples.positions)
     if positions.ndim != 3:
         raise error("samples.positions", f"<array of shape {positions.shape}>", "shape (S, N, dim)")
     return rep.featurize(positions, box_length, boundary, p)
