@@ -18,8 +18,6 @@ rule latent_analysis:
         "logs/latent_analysis/{representation}.log",
     benchmark:
         "results/benchmarks/latent_analysis/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -52,8 +50,6 @@ rule anomaly:
         "logs/anomaly/{representation}.log",
     benchmark:
         "results/benchmarks/anomaly/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
@@ -101,8 +97,6 @@ rule summary:
         "logs/summary/summary.log",
     benchmark:
         "results/benchmarks/summary/summary.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=500,

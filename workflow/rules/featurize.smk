@@ -12,8 +12,6 @@ rule featurize:
         "logs/featurize/{representation}/{state}.log",
     benchmark:
         "results/benchmarks/featurize/{representation}/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=featurize_mem_mb,

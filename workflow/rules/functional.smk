@@ -20,8 +20,6 @@ rule train_functional:
         "logs/train_functional/functional.log",
     benchmark:
         "results/benchmarks/train_functional/functional.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
         mem_mb=functional_mem_mb,
@@ -54,8 +52,6 @@ rule functional_transfer:
         "logs/functional_transfer/transfer.log",
     benchmark:
         "results/benchmarks/functional_transfer/transfer.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
         mem_mb=functional_mem_mb,

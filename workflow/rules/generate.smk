@@ -35,8 +35,6 @@ rule generate:
         "logs/generate/{representation}.log",
     benchmark:
         "results/benchmarks/generate/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,

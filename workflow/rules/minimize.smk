@@ -26,8 +26,6 @@ rule minimize:
         "logs/minimize/{state}.log",
     benchmark:
         "results/benchmarks/minimize/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["minimization"]["threads"]
     resources:
         mem_mb=functional_mem_mb,

@@ -11,8 +11,6 @@ rule quench:
         "logs/quench/{state}.log",
     benchmark:
         "results/benchmarks/quench/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=sample_mem_mb,
@@ -35,8 +33,6 @@ rule reference_minimum:
         "logs/reference_minimum/{state}.log",
     benchmark:
         "results/benchmarks/reference_minimum/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,

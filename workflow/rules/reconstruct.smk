@@ -39,8 +39,6 @@ rule reconstruct:
         "logs/reconstruct/{representation}.log",
     benchmark:
         "results/benchmarks/reconstruct/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,
@@ -72,8 +70,6 @@ rule landscape:
         "logs/landscape/{representation}.log",
     benchmark:
         "results/benchmarks/landscape/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["analysis"]["threads"]
     resources:
         mem_mb=train_mem_mb,

@@ -16,8 +16,6 @@ rule preliminary:
         "logs/preliminary/{state}.log",
     benchmark:
         "results/benchmarks/preliminary/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=preliminary_mem_mb,
@@ -41,8 +39,6 @@ rule sample:
         "logs/sample/{state}.log",
     benchmark:
         "results/benchmarks/sample/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["sampling"]["chains"]
     resources:
         mem_mb=sample_mem_mb,
@@ -74,8 +70,6 @@ rule density:
         "logs/density/{state}.log",
     benchmark:
         "results/benchmarks/density/{state}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=sample_mem_mb,

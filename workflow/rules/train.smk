@@ -28,8 +28,6 @@ rule train_vae:
     benchmark:
         "results/benchmarks/train_vae/{representation}.tsv"
     priority: 10
-    conda:
-        "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
         mem_mb=stream_mem_mb,
@@ -56,8 +54,6 @@ rule encode:
         "logs/encode/{representation}.log",
     benchmark:
         "results/benchmarks/encode/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["analysis"]["threads"]
     resources:
         mem_mb=stream_mem_mb,
@@ -89,8 +85,6 @@ rule latent_scan:
         "logs/latent_scan/{representation}.log",
     benchmark:
         "results/benchmarks/latent_scan/{representation}.tsv"
-    conda:
-        "../../environment.yml"
     threads: config["vae"]["threads"]
     resources:
         mem_mb=train_mem_mb,
