@@ -47,6 +47,7 @@ include: "workflow/rules/minimize.smk"
 include: "workflow/rules/quench.smk"
 include: "workflow/rules/functional.smk"
 include: "workflow/rules/analyze.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:
@@ -58,3 +59,4 @@ rule all:
         reconstruction_outputs(),
         analysis_outputs(),
         minimization_outputs(),
+        EXPORT_OUTPUTS,

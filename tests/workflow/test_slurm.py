@@ -144,7 +144,7 @@ def test_every_job_ran_in_a_completed_slurm_job(run):
 def test_profile_groups_and_no_gpu_unless_the_config_asks(run):
     """The profile's batching: one SLURM job per state point for its preliminary and production runs, one for all
     density figures and features, each training alone, one for all steps that read the models, one for all
-    quenches. The test node has
+    quenches, one for the summary and the export. The test node has
     no GPU and the tiny config asks for none (vae.gpus: 0): no job requests one."""
     work, log, returncode, _ = run
     assert returncode == 0, log[-3000:]
@@ -173,6 +173,9 @@ def test_profile_groups_and_no_gpu_unless_the_config_asks(run):
     minima = holding({"quench"})
     assert len(minima) == 1 and len(by_job[next(iter(minima))]) == len(STATES)
     assert [len(by_job[job]) for job in holding({"train_functional"})] == [1]
+    # the summary and the extxyz export: one job at the end
+    finish = holding({"summary", "export"})
+    assert len(finish) == 1 and sorted(rule for rule, _ in by_job[finish.pop()]) == ["export", "summary"]
 
 
 def test_gpus_follow_the_config(run, tmp_path):

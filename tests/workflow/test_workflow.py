@@ -44,7 +44,8 @@ def _result_files(workdir: Path) -> dict[str, bytes]:
     files = {}
     for sub in ("results/preliminary", "results/samples", "results/features", "results/models", "results/latent",
                 "results/reconstruction", "results/generation", "results/analysis", "results/landscape",
-                "results/quench", "results/reference", "results/functional", "results/minimization"):
+                "results/quench", "results/reference", "results/functional", "results/minimization",
+                "results/export"):
         for path in sorted((workdir / sub).rglob("*")):
             if path.is_file():
                 files[path.relative_to(workdir).as_posix()] = path.read_bytes()
@@ -172,11 +173,13 @@ def test_every_stage_wrote_its_files(runs):
     # per state: 4 sampling files + 4 features files; per representation: 5 model files + 1 latent file + 4
     # analysis files + 5 reconstruction files + 3 generation files and one per trained state point; the
     # headline's landscape 2, the latent-size curve 2, summary 2; per state point quench 1, reference 1 and
-    # minimization 3 files, the functional 3 (no held-out gamma in tiny.yaml: no transfer files)
+    # minimization 3 files, the functional 3 (no held-out gamma in tiny.yaml: no transfer files); exports: per
+    # state point samples, minima and quench 1 each, per representation the reconstructions 2 and one generation
+    # file per trained state point
     files = _result_files(runs[0])
     trained = [s for s in STATES]
-    assert len(files) == ((4 + len(FEATURIZED) + 5) * len(STATES) + (18 + len(trained)) * len(REPRESENTATIONS)
-                          + 6 + 3)
+    assert len(files) == ((4 + len(FEATURIZED) + 5 + 3) * len(STATES)
+                          + (18 + len(trained) + 2 + len(trained)) * len(REPRESENTATIONS) + 6 + 3)
 
 
 MINIMIZATION_KEYS = (
@@ -219,6 +222,43 @@ def test_minimization_follows_its_contract(runs):
         assert f"minimization.{key}_heldout" in summary  # NaN: tiny.yaml holds no gamma out
     functional = io.read_json(work / "results/functional/metrics.json")
     assert functional["test"]["mae_per_particle"] == pytest.approx(summary["minimization.functional_error_per_particle"])
+
+
+def test_export_holds_every_configuration(runs):
+    """results/export/: one extxyz frame per configuration of each kind, read back by ASE exactly as stored."""
+    from vaepipe.io.export import read_extxyz
+
+    work, _ = runs
+    export = work / "results/export"
+    for state in STATES:
+        samples = io.read_samples(work / f"results/samples/{state}.h5")
+        frames = read_extxyz(export / f"samples/{state}.extxyz")
+        assert len(frames) == len(samples.energy) == 40  # one frame per sample, in the file's order
+        assert np.array_equal(np.stack([a.positions for a in frames]), samples.positions)
+        assert np.array_equal([a.get_potential_energy() for a in frames], samples.energy)
+        assert [a.info["chain"] for a in frames] == samples.chain.tolist()
+        assert all(a.pbc.tolist() == [False] * 3 for a in frames)
+        assert all(np.array_equal(a.cell.array, np.eye(3) * 4.0) for a in frames)
+        assert {(a.info["state"], a.info["gamma"], a.info["temperature"]) for a in frames} == {
+            (state, samples.attrs["gamma"], 1.0)}
+        minima = read_extxyz(export / f"minima/{state}.extxyz")
+        assert [a.info["method"] for a in minima] == ["reference", "latent_exact", "latent_functional",
+                                                      "grid_descent", "quench_only"]
+        record = io.read_json(work / f"results/minimization/{state}.json")
+        assert [a.get_potential_energy() for a in minima[1:]] == [
+            record[f"energy_{a.info['method']}"] for a in minima[1:]]
+        assert len(read_extxyz(export / f"quench/{state}.extxyz")) == 10  # minimization.quench_samples
+    for representation in REPRESENTATIONS:
+        arrays, _ = io.read_arrays(work / f"results/reconstruction/{representation}/test.h5",
+                                   io.RECONSTRUCTION_FORMAT)
+        for version in ("original", "reconstructed"):
+            frames = read_extxyz(export / f"reconstruction/{representation}/{version}.extxyz")
+            assert len(frames) == 8 and np.array_equal(np.stack([a.positions for a in frames]), arrays[version])
+        for state in STATES:
+            frames = read_extxyz(export / f"generation/{representation}/{state}.extxyz")
+            assert len(frames) == 50 and {a.info["representation"] for a in frames} == {representation}
+    assert (work / "results/benchmarks/export/export.tsv").is_file()
+    assert "samples: 2 files, 80 frames" in (work / "logs/export/export.log").read_text()
 
 
 def distance_extras(work: Path) -> bool:
