@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vaepipe.config import heldout_state_points, state_points
+from vaepipe.config import heldout_state_points, state_points, transfer_state_points
 from vaepipe.datasets import assign_splits, training_memory_mb
 from vaepipe.features import CHUNK_BYTES
 from vaepipe.representations import REPRESENTATIONS, feature_shape
@@ -32,6 +32,7 @@ __all__ = [
     "preliminary_mem_mb",
     "featurize_mem_mb",
     "learning_mem_mb",
+    "export_mem_mb",
     "check_plan",
 ]
 
@@ -105,6 +106,19 @@ def learning_mem_mb(config: dict, representation: str, stream: str = "never") ->
                               feature_bytes(config, representation), vae[representation]["batch_size"], stream)
 
 
+def export_mem_mb(config: dict) -> int:
+    """Memory of the export job in MB: every configuration it reads (float64), ten times over for the text and
+    ASE's frames of one file, a few kB per frame for ASE's Atoms, plus the interpreter."""
+    trained = config["vae"]["representations"]
+    train_states, heldout = state_points(config), heldout_state_points(config)
+    minimize = config["minimization"]["enabled"] and {"voxel", "particles"} <= set(trained)
+    minimized = len(train_states) + len(heldout) + len(transfer_state_points(config)) if minimize else 0
+    frames = (samples_per_state(config) * (len(train_states) + len(heldout)) * (3 if minimize else 2)
+              + int(config["analysis"]["num_generated"]) * len(trained) * len(train_states) + 5 * minimized)
+    frame_bytes = 8 * int(config["system"]["n_particles"]) * int(config["system"]["dim"])
+    return 1000 + frames * (10 * frame_bytes + 5000) // 1_000_000
+
+
 def split_counts(config: dict) -> dict[str, int]:
     """Samples of each split ("train", "validation", "test") of one state point: the blocks that
     :func:`vaepipe.datasets.assign_splits` deals out (the counts are the same for every state point and seed)."""
@@ -175,7 +189,9 @@ def _check_memory(config: dict) -> None:
     jobs = [("preliminary", preliminary_mem_mb(config), "preliminary.sweeps", config["preliminary"]["sweeps"],
              "lower preliminary.sweeps"),
             ("sample", sample_mem_mb(config), "sampling.samples_per_chain",
-             config["sampling"]["samples_per_chain"], "lower sampling.samples_per_chain or sampling.chains")]
+             config["sampling"]["samples_per_chain"], "lower sampling.samples_per_chain or sampling.chains"),
+            ("export", export_mem_mb(config), "sampling.samples_per_chain", config["sampling"]["samples_per_chain"],
+             "lower sampling.samples_per_chain or analysis.num_generated")]
     for representation in REPRESENTATIONS:
         if representation == "voxel":
             key, value = "features.voxel.voxel_size", config["features"]["voxel"]["voxel_size"]

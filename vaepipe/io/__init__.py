@@ -7,6 +7,7 @@
     latent       results/latent/{representation}.parquet
     arrays       results/reconstruction/test.h5, results/generation/generated.h5
     summary      results/summary.json and its report table
+    export       results/export/**.extxyz: every kind of configuration for OVITO, VMD and ASE
     figures      PNG and PDF figures with their provenance
     records      the provenance record every file carries: parameters, seed, version, git commit
     _files       atomic writes and canonical JSON, which all of them use
@@ -73,6 +74,9 @@ EXPORTS: dict[str, str] = {
     "write_summary": "summary",
     "read_summary": "summary",
     "write_summary_table": "summary",
+    "EXTXYZ_FORMAT": "export",
+    "write_extxyz": "export",
+    "read_extxyz": "export",
     "save_figure": "figures",
     "figure_provenance": "figures",
     "git_commit": "records",

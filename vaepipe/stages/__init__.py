@@ -5,6 +5,7 @@
     train.py        train_vae, encode                      (train.smk)
     reconstruct.py  reconstruct, generate                  (reconstruct.smk)
     analyze.py      latent_analysis, anomaly, summary      (analyze.smk)
+    export.py       export (extxyz of every configuration)  (export.smk)
 
 Every entry point has the same signature, ``stage(input, params, wildcards, threads=1) -> StageResult``:
 ``input`` the rule's input files by name (Snakemake's ``snakemake.input``, or any mapping), ``params`` its params

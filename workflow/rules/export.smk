@@ -23,15 +23,8 @@ EXPORT_FILES = {
 }
 # Every export file (targets of the default rule).
 EXPORT_OUTPUTS = [path for files in EXPORT_FILES.values() for path in files]
-# Memory of the export job in MB: every configuration it reads (float64), ten times over for the text and ASE's
-# frames of one file, a few kB per frame for ASE's Atoms, plus the interpreter.
-EXPORT_FRAMES = (
-    samples_per_state() * len(STATES) * (3 if MINIMIZE else 2)
-    + config["analysis"]["num_generated"] * len(TRAINED) * len(TRAIN_STATES)
-    + len(MIN_STATES) * 5
-)
-EXPORT_FRAME_BYTES = 8 * config["system"]["n_particles"] * config["system"]["dim"]
-EXPORT_MEM_MB = 1000 + EXPORT_FRAMES * (10 * EXPORT_FRAME_BYTES + 5000) // 1_000_000
+# Memory of the export job in MB (vaepipe.plan, which checks it against the cap of every job).
+EXPORT_MEM_MB = plan.export_mem_mb(config)
 
 
 rule export:
