@@ -12,6 +12,7 @@ rule featurize:
         "logs/featurize/{representation}/{state}.log",
     benchmark:
         "results/benchmarks/featurize/{representation}/{state}.tsv"
+    priority: 20
     threads: 1
     resources:
         mem_mb=featurize_mem_mb,

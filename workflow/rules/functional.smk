@@ -20,6 +20,7 @@ rule train_functional:
         "logs/train_functional/functional.log",
     benchmark:
         "results/benchmarks/train_functional/functional.tsv"
+    priority: 10
     threads: config["vae"]["threads"]
     resources:
         mem_mb=functional_mem_mb,

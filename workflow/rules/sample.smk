@@ -16,6 +16,9 @@ rule preliminary:
         "logs/preliminary/{state}.log",
     benchmark:
         "results/benchmarks/preliminary/{state}.tsv"
+    # Every later stage waits for the samples and features, so they go first (priority 20; training 10, the
+    # rest 0): a sample job (sampling.chains threads) must not wait behind long single-thread minimizations.
+    priority: 20
     threads: 1
     resources:
         mem_mb=preliminary_mem_mb,
@@ -39,6 +42,7 @@ rule sample:
         "logs/sample/{state}.log",
     benchmark:
         "results/benchmarks/sample/{state}.tsv"
+    priority: 20
     threads: config["sampling"]["chains"]
     resources:
         mem_mb=sample_mem_mb,
