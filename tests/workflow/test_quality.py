@@ -44,11 +44,9 @@ def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    proc = _snakemake(work)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    return work
+def demo(demo_run):
+    """The finished demo (tests/conftest.py starts it behind the other tests)."""
+    return demo_run
 
 
 @pytest.fixture(scope="module")
