@@ -125,7 +125,7 @@ def test_a_job_runs_with_its_rules_threads_in_blas_and_the_same_results():
     cores); a quench gives the same bits either way."""
     from types import SimpleNamespace
 
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from vaepipe.stages import StageResult, run
 
@@ -138,7 +138,8 @@ def test_a_job_runs_with_its_rules_threads_in_blas_and_the_same_results():
 
     smk = SimpleNamespace(params=SimpleNamespace(items=lambda: []), input=None, wildcards=None, threads=1,
                           output=SimpleNamespace(keys=lambda: []))
-    run(smk, stage)
+    with threadpool_limits(limits=2, user_api="blas"):  # as outside a test session (tests/conftest.py sets 1)
+        run(smk, stage)
     assert seen["blas"] == {1}
     free = quench(np.random.default_rng(4).uniform(0, 4.0, (8, 3)), 4.0, gamma=0.5)
     np.testing.assert_array_equal(free.positions, seen["quench"].positions)
