@@ -11,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy  # noqa: F401 - loaded first, so that the BLAS limit below reaches its OpenBLAS
+import numpy  # noqa: F401 - NumPy's and SciPy's OpenBLAS (each its own) are loaded first, so that the BLAS
 import pytest
+import scipy.linalg  # noqa: F401 - limit below reaches both (threadpoolctl limits only loaded libraries)
 from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,6 +89,11 @@ def _start_demo(base: Path) -> None:
 # Test modules whose slow fixture also starts at collection: their start_in_background(base) and
 # stop_in_background() (tests/workflow/test_slurm.py: the pipeline through SLURM, mostly waiting on the scheduler).
 _BACKGROUND_MODULES: list = []
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The demo's tests last: every other test, the SLURM ones included, runs while the demo finishes."""
+    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_quality.py")
 
 
 def pytest_collection_finish(session):

@@ -141,6 +141,8 @@ def test_a_job_runs_with_its_rules_threads_in_blas_and_the_same_results():
     with threadpool_limits(limits=2, user_api="blas"):  # as outside a test session (tests/conftest.py sets 1)
         run(smk, stage)
     assert seen["blas"] == {1}
+    # both OpenBLAS libraries, NumPy's and SciPy's own, which L-BFGS-B uses
+    assert len([i for i in threadpool_info() if i["user_api"] == "blas"]) == 2
     free = quench(np.random.default_rng(4).uniform(0, 4.0, (8, 3)), 4.0, gamma=0.5)
     np.testing.assert_array_equal(free.positions, seen["quench"].positions)
     assert free.energy == seen["quench"].energy

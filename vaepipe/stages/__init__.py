@@ -106,6 +106,7 @@ def write_outputs(result: StageResult, output, params: Mapping[str, Any]) -> Non
 def run(smk, stage: Callable[..., StageResult]) -> StageResult:
     """The body of every workflow script: the stage on the job's input, params, wildcards and threads, then its
     outputs written."""
+    import scipy.linalg  # noqa: F401 - loads SciPy's own OpenBLAS now, so that the limit below reaches it too
     from threadpoolctl import threadpool_limits
 
     params = dict(smk.params.items())
