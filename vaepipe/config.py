@@ -40,6 +40,7 @@ __all__ = [
     "coerce_numbers",
     "schema_error",
     "check_config",
+    "config_error",
     "normalize_numbers",
     "format_number",
     "state_name",
@@ -64,8 +65,12 @@ MAX_NUMBER_DENSITY = 1.0
 MAX_SAMPLES_BYTES = 8 * 1024**3
 
 
-def _fail(key: str, value: Any, expected: str, fix: str) -> ValueError:
+def config_error(key: str, value: Any, expected: str, fix: str) -> ValueError:
+    """The ValueError of a bad config value: ``config key {key}={value!r} is invalid: expected ...; fix: ...``."""
     return error(f"config key {key}", value, expected, fix)
+
+
+_fail = config_error
 
 
 def _get(config: dict, key: str) -> Any:

@@ -12,10 +12,10 @@ out of memory or for months, is refused here instead, naming the config key that
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from vaepipe.config import config_error as _fail
 from vaepipe.config import heldout_state_points, state_points, transfer_state_points
 from vaepipe.datasets import assign_splits, training_memory_mb
 from vaepipe.features import CHUNK_BYTES
@@ -49,10 +49,6 @@ MAX_TRIAL_MOVES = 10**12
 # Python floats and numpy arrays the preliminary run holds per recorded sweep and observable, with the
 # autocorrelation's FFT working copies: a generous factor on the 8-byte trace.
 _TRACE_COPIES = 6
-
-
-def _fail(key: str, value: Any, expected: str, fix: str) -> ValueError:
-    return ValueError(f"config key {key}={value!r} is invalid: expected {expected}; fix: {fix}")
 
 
 def samples_per_state(config: dict) -> int:
@@ -201,10 +197,11 @@ def _check_memory(config: dict) -> None:
             fix = "lower system.n_particles or sampling.samples_per_chain"
         jobs.append((f"featurize ({representation})", featurize_mem_mb(config, representation), key, value, fix))
         if representation in config["vae"]["representations"]:
-            for stream in ("never", config["vae"]["stream"]):
-                what = "train_vae/encode" if stream == config["vae"]["stream"] else "analysis"
-                jobs.append((f"{what} ({representation})", learning_mem_mb(config, representation, stream), key,
-                             value, fix + (" (or set vae.stream: always)" if stream == "never" else "")))
+            # train_vae and encode stream as vae.stream says; the analysis jobs hold the features in memory
+            jobs.append((f"train_vae ({representation})",
+                         learning_mem_mb(config, representation, config["vae"]["stream"]), key, value,
+                         fix + " (or set vae.stream: always)"))
+            jobs.append((f"analysis ({representation})", learning_mem_mb(config, representation), key, value, fix))
     for job, mb, key, value, fix in jobs:
         if mb > MAX_JOB_MEMORY_MB:
             raise _fail(key, value, f"jobs that fit in memory: the {job} job would ask for {mb:,} MB, over the "

@@ -22,12 +22,12 @@ targets (README, "Physically valid learning"), each beside the reference that bo
 
 import math
 import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import demo_command
 
 from vaepipe import io
 from vaepipe.io import SUMMARY_KEYS
@@ -38,9 +38,7 @@ MIN_AUC_UNIFORM = 0.95
 
 
 def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(REPO / "config.yaml"), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    return subprocess.run([*demo_command(work), *args], capture_output=True, text=True, timeout=3600)
 
 
 @pytest.fixture(scope="module")

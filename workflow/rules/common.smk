@@ -95,11 +95,6 @@ def sampling_outputs():
     )
 
 
-def samples_per_state():
-    """Configurations stored per state point."""
-    return plan.samples_per_state(config)
-
-
 def sample_mem_mb(wildcards):
     """Memory of a sample job in MB (vaepipe.plan, which checks every request against its cap)."""
     return plan.sample_mem_mb(config)
